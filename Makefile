@@ -1,0 +1,54 @@
+# pyrunc: two commands on a fresh Debian 12 machine of this kind (root, apt reachable).
+#   make demo   set everything up and run a demo container with pyrunc
+#   make test   set everything up (with test dependencies) and run the whole suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+APT_PACKAGES := busybox-static runc jq libseccomp2 strace hyperfine iproute2 procps
+BUILD := build
+
+.PHONY: demo test setup test-setup lint clean apt
+
+demo: setup
+	@bash tests/demo.sh $(BUILD)/demo
+
+test: test-setup
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+
+lint: test-setup
+	$(VENV)/bin/ruff check pyrunc tests spec conformance bench
+
+setup: $(BUILD)/.apt $(VENV)/.installed
+
+test-setup: setup $(VENV)/.test-installed
+
+apt: $(BUILD)/.apt
+
+# Install only what is missing: apt-get update costs time on every run otherwise.
+$(BUILD)/.apt:
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+	@touch $@
+
+# PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling.
+$(VENV)/.installed: $(VENV)/.created pyproject.toml $(shell find pyrunc -name '*.py')
+	$(VENV)/bin/pip install -q -e . --config-settings editable_mode=compat
+	$(VENV)/bin/python -m compileall -q pyrunc $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null || true
+	@touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@touch $@
+
+clean:
+	rm -rf $(BUILD) $(VENV) *.egg-info

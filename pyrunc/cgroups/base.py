@@ -1,0 +1,342 @@
+"""The ``Manager`` interface every cgroup driver implements, plus shared file helpers.
+
+A manager owns one container's cgroup directories. It remembers which
+directories it created itself (parents included) so that ``destroy`` removes
+exactly those and never a directory someone else made; that list survives in
+the container state file through ``save()``/``load_manager()``.
+
+Only ``os``, ``errno`` and ``time`` are imported: this module is on the hot path
+of ``pyrunc kill/delete/state``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from pyrunc.errors import CgroupError
+
+# How long destroy() keeps retrying rmdir on EBUSY (tasks may still be exiting).
+RMDIR_RETRY_SECONDS = 2.0
+# How long freeze() waits for the kernel to report the cgroup frozen.
+FREEZE_TIMEOUT_SECONDS = 5.0
+
+
+def clean_path(path: str) -> str:
+    """Normalise a cgroup path without letting ``..`` climb above its start.
+
+    Absolute paths stay absolute; relative ones stay relative. This is the same
+    safety rule runc applies (``utils.CleanPath``): the path is resolved as if it
+    were rooted, so ``../../etc`` becomes ``etc``.
+    """
+    if not path:
+        return ""
+    absolute = path.startswith("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    joined = "/".join(parts)
+    return "/" + joined if absolute else joined
+
+
+def join(base: str, *rest: str) -> str:
+    """Join path pieces that may start with ``/`` (cgroup paths) under ``base``."""
+    out = base.rstrip("/") or "/"
+    for piece in rest:
+        piece = piece.strip("/")
+        if piece:
+            out = out + "/" + piece if out != "/" else "/" + piece
+    return out
+
+
+def write_file(directory: str, name: str, value: str, *, step: str = "set cgroup resources",
+               container: str | None = None) -> None:
+    """Write one control file, turning errno into a message that names the file.
+
+    ``O_CREAT`` is harmless on cgroupfs (the kernel refuses to create files,
+    giving EACCES for a missing one) and lets unit tests run on plain tmp dirs.
+    """
+    path = directory + "/" + name
+    data = value.encode() if isinstance(value, str) else value
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.ENOENT) and os.path.isdir(directory) and not os.path.exists(path):
+            cause = f"{path} does not exist (controller not available or not enabled)"
+        else:
+            cause = f"writing {value.strip()!r} to {path}: {e.strerror}"
+        raise CgroupError(cause, step=step, container=container) from e
+
+
+def read_file(directory: str, name: str) -> str:
+    """Read a control file and strip the trailing newline (raises OSError)."""
+    with open(directory + "/" + name, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def procs_under(directory: str) -> list[int]:
+    """Every pid in ``directory`` and all its sub-cgroups (a missing tree gives [])."""
+    pids: list[int] = []
+    stack = [directory]
+    while stack:
+        d = stack.pop()
+        try:
+            with open(d + "/cgroup.procs", encoding="ascii") as f:
+                pids.extend(int(x) for x in f.read().split())
+        except FileNotFoundError:
+            continue
+        try:
+            with os.scandir(d) as it:
+                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            continue
+    return sorted(set(pids))
+
+
+class Manager:
+    """One container's cgroups. Drivers subclass this; see ``__init__.create_manager``.
+
+    ``_paths`` maps a controller (v1 names such as ``memory`` or ``name=systemd``,
+    ``unified`` for the cgroup2 hierarchy) to an absolute directory. ``_created``
+    lists the directories this manager made, in creation order (parents first).
+    """
+
+    driver = "base"
+
+    def __init__(self, container_id: str, paths: dict[str, str], created: list[str] | None = None,
+                 mountpoints: dict[str, str] | None = None):
+        self.container_id = container_id
+        self._paths = dict(paths)
+        self._created = list(created or [])
+        # controller -> hierarchy mount point; tells create() where mkdir may start.
+        self._mountpoints = dict(mountpoints or {})
+        # Rootless: hierarchies we may not write to are dropped instead of failing.
+        self.rootless = False
+
+    # ----- persistence -------------------------------------------------------------------------
+    def save(self) -> dict:
+        """JSON-serialisable description for the state file (see ``load_manager``)."""
+        return {
+            "driver": self.driver,
+            "id": self.container_id,
+            "paths": dict(self._paths),
+            "created": list(self._created),
+            "mountpoints": dict(self._mountpoints),
+            "rootless": self.rootless,
+        }
+
+    def paths(self) -> dict[str, str]:
+        """controller -> absolute directory of the container's cgroup."""
+        return dict(self._paths)
+
+    def _err(self, cause: str, step: str) -> CgroupError:
+        return CgroupError(cause, step=step, container=self.container_id)
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    def _dirs(self) -> list[tuple[str, str]]:
+        """Distinct ``(mountpoint, directory)`` pairs; co-mounted controllers share one."""
+        seen: dict[str, str] = {}
+        for ctrl, d in self._paths.items():
+            if d not in seen:
+                seen[d] = self._mountpoints.get(ctrl, "")
+        return [(mp, d) for d, mp in seen.items()]
+
+    def _mkdirs(self, mountpoint: str, directory: str) -> list[str]:
+        """mkdir every missing component of ``directory`` below ``mountpoint``; return new ones."""
+        if mountpoint and not (directory == mountpoint or directory.startswith(mountpoint.rstrip("/") + "/")):
+            raise self._err(f"cgroup path {directory} is outside its hierarchy {mountpoint}", "create cgroup")
+        start = mountpoint.rstrip("/") if mountpoint else "/"
+        rest = directory[len(start):].strip("/") if mountpoint else directory.strip("/")
+        made: list[str] = []
+        current = start if mountpoint else ""
+        if mountpoint and not os.path.isdir(mountpoint):
+            raise self._err(f"cgroup hierarchy {mountpoint} is not mounted", "create cgroup")
+        for part in rest.split("/") if rest else []:
+            current = current + "/" + part
+            try:
+                os.mkdir(current, 0o755)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise self._err(f"mkdir {current}: {e.strerror}", "create cgroup") from e
+            made.append(current)
+            if current not in self._created:
+                self._created.append(current)
+        return made
+
+    def create(self) -> None:
+        """Create the cgroup directories (idempotent); subclasses add controller setup."""
+        for mountpoint, d in self._dirs():
+            try:
+                self._mkdirs(mountpoint, d)
+            except CgroupError as e:
+                self._drop_if_rootless(d, e)
+
+    def apply(self, pid: int) -> None:
+        """Move ``pid`` into the container cgroup of every hierarchy."""
+        self.create()
+        for _, d in self._dirs():
+            try:
+                write_file(d, "cgroup.procs", str(pid), step="apply cgroup", container=self.container_id)
+            except CgroupError as e:
+                self._drop_if_rootless(d, e)
+
+    def _drop_if_rootless(self, directory: str, error: CgroupError) -> None:
+        """Rootless runtimes skip hierarchies they lack permission for (as runc does)."""
+        if not (self.rootless and isinstance(error.__cause__, PermissionError)):
+            raise error
+        self._paths = {k: v for k, v in self._paths.items() if v != directory}
+
+    def exists(self) -> bool:
+        """True if the container cgroup is present in at least one hierarchy."""
+        return any(os.path.isdir(d) for d in self._paths.values())
+
+    def destroy(self) -> None:
+        """Remove what this manager created, deepest first, on every hierarchy.
+
+        Sub-cgroups the container made inside its own cgroup are removed too
+        (they cannot outlive it). Ancestors we created that now hold someone
+        else's cgroups are left in place. EBUSY (tasks still exiting) is retried
+        for ``RMDIR_RETRY_SECONDS`` before giving up with a CgroupError.
+        """
+        leaves = set(self._paths.values())
+        failures: list[str] = []
+        for d in sorted(self._created, key=lambda p: p.count("/"), reverse=True):
+            if d in leaves:
+                err = self._remove_tree(d)
+            else:
+                err = self._rmdir_shared_parent(d)
+            if err:
+                failures.append(err)
+        if failures:
+            raise self._err("; ".join(failures), "destroy cgroup")
+        self._created = [d for d in self._created if os.path.isdir(d)]
+
+    def _remove_tree(self, top: str) -> str | None:
+        """rmdir ``top`` after its sub-cgroups (children first); return an error text or None."""
+        order: list[str] = []
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            order.append(d)
+            try:
+                with os.scandir(d) as it:
+                    stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        for d in reversed(order):
+            err = self._rmdir_retry(d)
+            if err:
+                return err
+        return None
+
+    def _rmdir_shared_parent(self, d: str) -> str | None:
+        """Remove an ancestor we created unless another cgroup now lives below it."""
+        try:
+            with os.scandir(d) as it:
+                if any(e.is_dir(follow_symlinks=False) for e in it):
+                    return None
+        except FileNotFoundError:
+            return None
+        return self._rmdir_retry(d)
+
+    @staticmethod
+    def _rmdir_retry(d: str) -> str | None:
+        deadline = time.monotonic() + RMDIR_RETRY_SECONDS
+        delay = 0.005
+        emptied = False
+        while True:
+            try:
+                os.rmdir(d)
+                return None
+            except FileNotFoundError:
+                return None
+            except OSError as e:
+                if e.errno == errno.ENOTEMPTY and not emptied and not _has_subdirs(d):
+                    # Only plain directories (fake trees in tests) report ENOTEMPTY
+                    # for files; cgroupfs answers EBUSY. Empty it once and retry.
+                    _remove_files(d)
+                    emptied = True
+                    continue
+                if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    return f"rmdir {d}: {e.strerror}"
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    # ----- processes ---------------------------------------------------------------------------
+    def pids(self) -> list[int]:
+        """All pids in the container cgroup, sub-cgroups included."""
+        return procs_under(self._primary())
+
+    def _primary(self) -> str:
+        """The directory whose tree lists the container's processes."""
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        raise NotImplementedError
+
+    def set(self, resources: dict) -> None:
+        raise NotImplementedError
+
+    def signal_all(self, sig: int) -> None:
+        """Signal every process in the cgroup, runc 1.1 ``kill --all`` style.
+
+        The cgroup is frozen first so nothing can fork between listing and
+        signalling. Afterwards it is thawed, except that a container that was
+        already paused stays paused for signals other than SIGKILL (runc 1.1
+        thaws unconditionally, which silently resumes a paused container).
+        A missing cgroup means nothing is left to signal.
+        """
+        if not self.exists():
+            return
+        was_frozen = self.frozen()
+        if not was_frozen:
+            self.freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if not was_frozen or sig == 9:
+                self.thaw()
+
+
+def _has_subdirs(d: str) -> bool:
+    try:
+        with os.scandir(d) as it:
+            return any(e.is_dir(follow_symlinks=False) for e in it)
+    except OSError:
+        return False
+
+
+def _remove_files(d: str) -> None:
+    """Unlink regular files (only ever present in fake cgroup trees used by tests)."""
+    try:
+        with os.scandir(d) as it:
+            for e in it:
+                if not e.is_dir(follow_symlinks=False):
+                    try:
+                        os.unlink(e.path)
+                    except OSError:
+                        pass
+    except OSError:
+        pass

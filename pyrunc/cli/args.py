@@ -1,0 +1,97 @@
+"""runc's command-line dialect, parsed without argparse.
+
+Rules callers depend on (docs callers.md R1): `--opt value` and `--opt=value`,
+runc's short aliases, bare booleans (also `--flag=true|false`), the Go-style
+single-dash long form (`-no-subreaper`), options in any order before the id,
+and for `exec`/`ps` everything after the first positional is payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class Opt:
+    name: str                   # long name without dashes
+    value: bool = False         # takes a value
+    short: str | None = None
+    multi: bool = False         # repeatable, collected in a list
+    default: object = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+@dataclass
+class Parsed:
+    opts: dict = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+
+
+TRUE = {"true", "1", "t", "yes"}
+FALSE = {"false", "0", "f", "no"}
+
+
+def parse(argv: list[str], options: list[Opt], *, stop_at_positional: bool = False,
+          command: str = "pyrunc") -> Parsed:
+    by_name = {o.name: o for o in options}
+    by_short = {o.short: o for o in options if o.short}
+    out = Parsed()
+    for o in options:
+        out.opts[o.dest] = [] if o.multi else (o.default if o.value else bool(o.default))
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            out.args.extend(argv[i + 1:])
+            break
+        if tok.startswith("-") and tok != "-" and not (out.args and stop_at_positional):
+            body = tok.lstrip("-")
+            name, eq, inline = body.partition("=")
+            if tok.startswith("--") or len(name) > 1:
+                opt = by_name.get(name)
+            else:
+                opt = by_short.get(name)
+            if opt is None and not tok.startswith("--") and len(name) == 1:
+                opt = None
+            if opt is None:
+                raise UsageError(f"flag provided but not defined: {tok.split('=')[0]}", step=command)
+            if opt.value:
+                if eq:
+                    val = inline
+                else:
+                    i += 1
+                    if i >= len(argv):
+                        raise UsageError(f"flag needs an argument: {tok}", step=command)
+                    val = argv[i]
+                if opt.multi:
+                    out.opts[opt.dest].append(val)
+                else:
+                    out.opts[opt.dest] = val
+            else:
+                if eq:
+                    low = inline.lower()
+                    if low not in TRUE | FALSE:
+                        raise UsageError(f"invalid boolean value {inline!r} for {tok}", step=command)
+                    out.opts[opt.dest] = low in TRUE
+                else:
+                    out.opts[opt.dest] = True
+        else:
+            out.args.append(tok)
+            if stop_at_positional and len(out.args) == 1:
+                out.args.extend(argv[i + 1:])
+                break
+        i += 1
+    return out
+
+
+def exactly(parsed: Parsed, n: int, command: str, usage: str) -> list[str]:
+    if len(parsed.args) != n:
+        need = "1 argument" if n == 1 else f"{n} arguments"
+        raise UsageError(f'"{command}" requires exactly {need} (usage: pyrunc {command} {usage})',
+                         step=command)
+    return parsed.args

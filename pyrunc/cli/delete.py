@@ -1,0 +1,28 @@
+"""`pyrunc delete [--force] <id>`: remove a stopped (or, forced, a running) container."""
+
+from __future__ import annotations
+
+from ..container import Container, delete_missing
+from ..errors import NotFound, PyruncError
+from .args import Opt, exactly, parse
+
+
+def run(argv: list[str], glob) -> int:
+    p = parse(argv, [Opt("force", short="f")], command="delete")
+    (cid,) = exactly(p, 1, "delete", "[command options] <container-id>")
+    force = p.opts["force"]
+    try:
+        c = Container.load(glob.root, cid)
+    except NotFound:
+        delete_missing(glob.root, cid, force)
+        return 0
+    except PyruncError:
+        if not force:
+            raise
+        delete_missing(glob.root, cid, True)  # a corrupt state file: --force clears it
+        return 0
+    try:
+        c.delete(force=force)
+    finally:
+        c.dir.unlock()
+    return 0

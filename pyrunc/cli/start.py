@@ -1,0 +1,16 @@
+"""`pyrunc start <id>`: release a created container's init into the user program."""
+
+from __future__ import annotations
+
+from ..container import Container
+from .args import exactly, parse
+
+
+def run(argv: list[str], glob) -> int:
+    (cid,) = exactly(parse(argv, [], command="start"), 1, "start", "<container-id>")
+    c = Container.load(glob.root, cid)
+    try:
+        c.start()
+    finally:
+        c.dir.unlock()
+    return 0

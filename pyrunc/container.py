@@ -1,0 +1,227 @@
+"""The container lifecycle: create, start, state, kill, delete, list.
+
+This module is the only writer of container state. It orchestrates: config
+(``pyrunc.spec``) -> state directory (``pyrunc.state``) -> process stages
+(``pyrunc.process``) -> cgroups; it never calls into ctypes itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from . import linux
+from .errors import NotFound, PyruncError, WrongStatus
+from .state import StateDir, check_id, compute_status, list_ids
+
+
+class CreateOptions:
+    """Everything `create`/`run` were told on the command line."""
+
+    def __init__(self, *, bundle: str = ".", pid_file: str | None = None,
+                 console_socket: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0, systemd_cgroup: bool = False,
+                 rootless: str = "auto", subreaper: bool = False, detach: bool = True):
+        self.bundle = os.path.abspath(bundle)
+        self.pid_file = os.path.abspath(pid_file) if pid_file else None
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+        self.subreaper = subreaper
+        self.detach = detach
+
+
+class Container:
+    """A container known to the state directory (loaded) or being created."""
+
+    def __init__(self, root: str, cid: str):
+        check_id(cid)
+        self.id = cid
+        self.dir = StateDir(root, cid)
+        self.st: dict = {}
+        self._cgroup = None
+
+    # -- loading -----------------------------------------------------------------
+
+    @classmethod
+    def load(cls, root: str, cid: str, *, lock: bool = True) -> Container:
+        c = cls(root, cid)
+        if lock:
+            c.dir.lock()
+        c.st = c.dir.load()
+        return c
+
+    @property
+    def cgroup(self):
+        if self._cgroup is None and self.st.get("cgroup"):
+            from .cgroups import load_manager
+
+            self._cgroup = load_manager(self.st["cgroup"])
+        return self._cgroup
+
+    @property
+    def pid(self) -> int:
+        return int(self.st.get("pid", 0))
+
+    def status(self) -> str:
+        return compute_status(self.dir, self.st, self.cgroup)
+
+    def oci_state(self) -> dict:
+        """The state document in runc's key order (runtime.md "State")."""
+        status = self.status()
+        doc = {
+            "ociVersion": self.st.get("ociVersion", ""),
+            "id": self.id,
+            "pid": self.pid if status != "stopped" else 0,
+            "status": status,
+            "bundle": self.st["bundle"],
+            "rootfs": self.st["rootfs"],
+            "created": self.st["created"],
+            "owner": self.st.get("owner", ""),
+        }
+        if self.st.get("annotations"):
+            doc["annotations"] = self.st["annotations"]
+        return doc
+
+    def hook_state(self, status: str) -> dict:
+        from .hooks import oci_state
+
+        return oci_state(self.st, status)
+
+    # -- operations --------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: str, cid: str, opts: CreateOptions) -> Container:
+        from .process.parent import create_container
+
+        c = cls(root, cid)
+        c.st = create_container(c.dir, cid, opts)
+        c.dir.unlock()
+        return c
+
+    def start(self) -> None:
+        status = self.status()
+        if status != "created":
+            if status == "stopped":
+                raise WrongStatus("cannot start a container that has stopped", status=status,
+                                  op="start", container=self.id)
+            if status == "running":
+                raise WrongStatus("cannot start an already running container", status=status,
+                                  op="start", container=self.id)
+            raise WrongStatus(f"cannot start a container in the {status} state", status=status,
+                              op="start", container=self.id)
+        from .process.execfifo import release
+
+        release(self.dir.fifo, self.pid, self.id)
+        hooks = self.st.get("hooks")
+        if hooks and hooks.get("poststart"):
+            from .hooks import run_hooks
+
+            try:
+                run_hooks(hooks, "poststart", self.hook_state("running"))
+            except PyruncError as e:
+                self._kill_and_wait()
+                e.container = self.id
+                raise
+
+    def signal(self, sig: int, *, all_processes: bool = False) -> None:
+        status = self.status()
+        if all_processes and self.cgroup is not None:
+            if status == "stopped" and not self.cgroup.exists():
+                return
+            self.cgroup.signal_all(sig)
+            return
+        if status == "stopped":
+            raise WrongStatus("container not running", status=status, op="kill", container=self.id)
+        self._send(sig)
+        if sig == signal.SIGKILL and status == "paused":
+            self.cgroup.thaw()
+
+    def _send(self, sig: int) -> None:
+        """Signal the init through a pidfd after re-checking its start time (pid reuse guard)."""
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            raise WrongStatus("container not running", status="stopped", op="kill",
+                              container=self.id) from None
+        try:
+            if not linux.pid_alive(self.pid, self.st.get("start_time")):
+                raise WrongStatus("container not running", status="stopped", op="kill",
+                                  container=self.id)
+            signal.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            raise WrongStatus("container not running", status="stopped", op="kill",
+                              container=self.id) from None
+        finally:
+            os.close(pidfd)
+
+    def _kill_and_wait(self, timeout: float = 10.0) -> None:
+        """SIGKILL the init (and the whole cgroup), thaw, and wait until it is gone or a zombie."""
+        cg = self.cgroup
+        if cg is not None and cg.exists():
+            try:
+                cg.signal_all(signal.SIGKILL)
+            except PyruncError:
+                pass
+        try:
+            self._send(signal.SIGKILL)
+        except PyruncError:
+            pass
+        deadline = time.monotonic() + timeout
+        while linux.pid_alive(self.pid, self.st.get("start_time")):
+            if time.monotonic() > deadline:
+                raise PyruncError("container init still running", step="delete", container=self.id)
+            time.sleep(0.01)
+
+    def delete(self, *, force: bool = False) -> None:
+        status = self.status()
+        if status in ("running", "paused"):
+            if not force:
+                raise WrongStatus(f"cannot delete container {self.id} that is not stopped: {status}",
+                                  status=status, op="delete")
+            self._kill_and_wait()
+        elif status == "created":
+            self._kill_and_wait()
+        self.destroy()
+
+    def destroy(self) -> None:
+        """Remove cgroups (killing stragglers), run poststop hooks, remove the state directory."""
+        cg = self.cgroup
+        if cg is not None:
+            if cg.exists() and cg.pids():
+                cg.signal_all(signal.SIGKILL)
+            cg.destroy()
+        hooks = self.st.get("hooks")
+        if hooks and hooks.get("poststop"):
+            from . import log
+            from .hooks import run_hooks
+
+            try:
+                run_hooks(hooks, "poststop", self.hook_state("stopped"))
+            except PyruncError as e:
+                log.get().warning(f"container {self.id}: {e.line()}")
+        self.dir.remove()
+
+
+def delete_missing(root: str, cid: str, force: bool) -> None:
+    """delete of an id without a readable state: clear leftovers; error unless --force."""
+    sd = StateDir(root, cid)
+    leftover = sd.exists()
+    if leftover:
+        sd.remove()
+    if not force:
+        raise NotFound(cid, step="delete")
+
+
+def all_containers(root: str) -> list[Container]:
+    out = []
+    for cid in list_ids(root):
+        try:
+            out.append(Container.load(root, cid, lock=False))
+        except PyruncError:
+            continue
+    return out

@@ -1,0 +1,223 @@
+"""Process, namespace and credential system calls, one typed function each.
+
+This package is the only place that touches ctypes (``_libc`` holds the
+handle; ``mount`` holds the mount-API calls). Every function raises OSError
+with errno on failure, so callers can test ``e.errno``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from ._libc import check, fn, syscall
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_unshare = fn("unshare", ctypes.c_int, ctypes.c_int)
+_setns = fn("setns", ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_sethostname = fn("sethostname", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+_setdomainname = fn("setdomainname", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+_prctl = fn("prctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+            ctypes.c_ulong)
+
+SYS_capget = 125
+SYS_capset = 126
+SYS_keyctl = 250
+SYS_close_range = 436
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def unshare(flags: int) -> None:
+    check(_unshare(flags), f"unshare({flags:#x})")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    check(_setns(fd, nstype), "setns")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    check(_sethostname(raw, len(raw)), "sethostname")
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    check(_setdomainname(raw, len(raw)), "setdomainname")
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    return check(_prctl(option, a2, a3, a4, a5), f"prctl({option})")
+
+
+def set_dumpable(on: bool) -> None:
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
+
+
+def set_pdeathsig(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig)
+
+
+def set_child_subreaper() -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_no_new_privs() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_keepcaps(on: bool) -> None:
+    prctl(PR_SET_KEEPCAPS, 1 if on else 0)
+
+
+def set_name(name: str) -> None:
+    """Name the thread (what `ps -o comm` shows), so a hung stage is easy to spot."""
+    _prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name.encode()[:15]), ctypes.c_void_p).value or 0,
+           0, 0, 0)
+
+
+def capbset_read(cap: int) -> bool:
+    return prctl(PR_CAPBSET_READ, cap) == 1
+
+
+def capbset_drop(cap: int) -> None:
+    prctl(PR_CAPBSET_DROP, cap)
+
+
+def cap_ambient_raise(cap: int) -> None:
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
+
+
+def cap_ambient_clear() -> None:
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set the three per-thread capability sets (64-bit masks) of the caller."""
+    hdr = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    syscall(SYS_capset, ctypes.byref(hdr), data, what="capset")
+
+
+def capget() -> tuple[int, int, int]:
+    hdr = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    syscall(SYS_capget, ctypes.byref(hdr), data, what="capget")
+    eff = data[0].effective | (data[1].effective << 32)
+    prm = data[0].permitted | (data[1].permitted << 32)
+    inh = data[0].inheritable | (data[1].inheritable << 32)
+    return eff, prm, inh
+
+
+def join_session_keyring(name: str | None) -> int:
+    """Give the process a new session keyring (runc does this per container)."""
+    arg = ctypes.c_char_p(name.encode()) if name else ctypes.c_char_p(None)
+    return syscall(SYS_keyctl, ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), arg, what="keyctl")
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    syscall(SYS_close_range, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags),
+            what="close_range")
+
+
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def ns_fd_type(fd: int) -> int:
+    """The CLONE_NEW* type of a namespace fd (ioctl NS_GET_NSTYPE)."""
+    import fcntl
+
+    NS_GET_NSTYPE = 0xB703
+    return fcntl.ioctl(fd, NS_GET_NSTYPE)
+
+
+def bring_up_loopback() -> None:
+    """Set IFF_UP on "lo" with one ioctl: no netlink library needed on the hot path."""
+    import fcntl
+    import socket
+    import struct
+
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh14x", b"lo", 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
+
+
+def pid_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if the pid is gone.
+
+    Stored at create time and compared later, it guards every signal and status
+    query against the pid having been reused by an unrelated process.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    # rest[0] is field 3 (state); field 22 is rest[19]
+    return int(rest[19])
+
+
+def pid_state(pid: int) -> str | None:
+    """The one-letter state of a pid (R, S, Z, ...), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2:data.rfind(b")") + 3].decode()
+
+
+def pid_alive(pid: int, start_time: int | None) -> bool:
+    """True if pid runs (not a zombie or dead) and is the same process we recorded."""
+    if pid <= 0:
+        return False
+    st = pid_state(pid)
+    if st is None or st in ("Z", "X", "x"):
+        return False
+    return start_time is None or pid_start_time(pid) == start_time
+
+
+def waitpid_status(status: int) -> int:
+    """Shell-style exit code of a wait status: the code, or 128+signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)

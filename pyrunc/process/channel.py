@@ -1,0 +1,78 @@
+"""The sync channel between pyrunc and the stages it forks.
+
+A SOCK_SEQPACKET socketpair keeps message boundaries, so each send is one
+small JSON object with a ``type``. The protocol, in order:
+
+    parent -> stage1   {"type": "go"}                 (stage1 is in the cgroup now)
+    stage1 -> parent   {"type": "pid", "pid": N}      (init's pid in the host pid ns)
+    init   -> parent   {"type": "hooks"}              (run prestart + createRuntime now)
+    parent -> init     {"type": "hooks_done"}
+    init   -> parent   {"type": "ready"}              (all setup done; init waits on the fifo)
+    any    -> peer     {"type": "error", "step": S, "message": M}
+
+A peer that dies closes its end: ``recv`` then sees EOF and raises, so no
+wait can hang on a dead stage.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from ..errors import ChildError
+
+MAX_MESSAGE = 64 * 1024
+
+
+class Channel:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, type_: str, **fields) -> None:
+        fields["type"] = type_
+        self.sock.send(json.dumps(fields).encode())
+
+    def send_error(self, step: str, message: str) -> bool:
+        """Report a failure; False if the peer (or our own end) is already closed."""
+        try:
+            self.send("error", step=step, message=message[:4000])
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def recv(self, timeout: float | None = None) -> dict:
+        """Next message; EOF or garbage from the peer becomes a ChildError."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(MAX_MESSAGE)
+        except TimeoutError:
+            raise ChildError("timed out waiting for the container init", step="sync") from None
+        if not data:
+            raise ChildError("container init exited before reporting", step="sync")
+        try:
+            msg = json.loads(data)
+            if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+                raise ValueError
+        except ValueError:
+            raise ChildError("malformed message from the container init", step="sync") from None
+        if msg["type"] == "error":
+            raise ChildError(str(msg.get("message", "unknown error")), step=str(msg.get("step", "init")))
+        return msg
+
+    def expect(self, type_: str, timeout: float | None = None) -> dict:
+        msg = self.recv(timeout)
+        if msg["type"] != type_:
+            raise ChildError(f"expected {type_!r} from the container init, got {msg['type']!r}",
+                             step="sync")
+        return msg
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,448 @@
+"""The stages that run inside the new container: stage 1 and the init (stage 2).
+
+Stage 1 is forked by pyrunc. Once the parent has put it into the container's
+cgroup it joins the namespaces given by path, unshares the new ones and forks
+the init, which is PID 1 of the new pid namespace; stage 1 reports the init's
+pid and exits, so the init is reparented to the caller (a subreaper) and no
+pyrunc process stays between them.
+
+The init runs STEPS in order. Each is a function named after what it does;
+its docstring says why it sits where it does. A failure in any step is sent to
+the parent as ``{"type": "error", "step": name}`` and the init exits.
+Everything the init needs is imported here, at module import time: after
+pivot_root the host's site-packages are no longer reachable.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+import sys
+
+from .. import linux, namespaces, rootfs
+from ..errors import PyruncError
+from ..hooks import run_hooks
+from ..security import capabilities
+from . import execfifo
+from .channel import Channel
+
+RLIMITS = {
+    "RLIMIT_" + n: getattr(resource, "RLIMIT_" + n)
+    for n in ("AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE", "NOFILE",
+              "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK")
+    if hasattr(resource, "RLIMIT_" + n)
+}
+
+
+class InitContext:
+    """What the stages need, prepared by the parent before forking (so stages do no parsing)."""
+
+    def __init__(self, *, cid: str, config: dict, bundle: str, rootfs_path: str, chan: Channel,
+                 fifo_fd: int, ns_plan: namespaces.Plan, join_fds: list[tuple[str, int]],
+                 caps: capabilities.CapPlan | None, no_pivot: bool, no_new_keyring: bool,
+                 preserve_fds: int):
+        self.cid = cid
+        self.config = config
+        self.process = config.get("process") or {}
+        self.linux = config.get("linux") or {}
+        self.bundle = bundle
+        self.rootfs = rootfs_path
+        self.chan = chan
+        self.fifo_fd = fifo_fd
+        self.ns = ns_plan
+        self.join_fds = join_fds
+        self.caps = caps
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.executable: str | None = None
+        self.start_fd: int | None = None
+        self.env: dict[str, str] = {}
+
+
+# -- stage 1 ------------------------------------------------------------------------
+
+
+def stage1(ctx: InitContext) -> None:
+    """Join/unshare namespaces, fork the init into them, report its pid, exit."""
+    step = "stage1"
+    try:
+        linux.set_name("pyrunc:[1:STAGE]")
+        linux.set_pdeathsig(signal.SIGKILL)
+        linux.set_dumpable(False)
+        close_foreign_fds(ctx)
+        ctx.chan.expect("go")
+        step = "join namespaces"
+        namespaces.join(ctx.join_fds)
+        for _, fd in ctx.join_fds:
+            os.close(fd)
+        step = "create namespaces"
+        if ctx.ns.new_flags:
+            try:
+                linux.unshare(ctx.ns.new_flags)
+            except OSError as e:
+                raise PyruncError(f"unshare: {e.strerror}", step=step) from None
+        step = "fork init"
+        pid = os.fork()
+        if pid == 0:
+            init_main(ctx)  # never returns
+        ctx.chan.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
+        report(ctx.chan, e, step)
+        os._exit(1)
+
+
+def close_foreign_fds(ctx: InitContext) -> None:
+    """Close every inherited fd the stages do not need (the lock, --log, state dirs ...).
+
+    The init keeps a flock'd fd otherwise and holds the container's lock
+    forever; it would also carry host directory fds into the container.
+    """
+    keep = {0, 1, 2, ctx.chan.fileno(), ctx.fifo_fd, *(fd for _, fd in ctx.join_fds)}
+    keep.update(range(3, 3 + ctx.preserve_fds))
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3) + [1 << 30]:
+        if fd > low:
+            linux.close_range(low, fd - 1)
+        low = max(low, fd + 1)
+
+
+def report(chan: Channel, exc: BaseException, step: str) -> bool:
+    """Send a failure to the parent; False when nobody is listening any more."""
+    if isinstance(exc, PyruncError):
+        return chan.send_error(exc.step or step, exc.cause)
+    if isinstance(exc, OSError):
+        text = exc.strerror or str(exc)
+        return chan.send_error(step, f"{exc.filename}: {text}" if exc.filename else text)
+    return chan.send_error(step, f"{type(exc).__name__}: {exc}")
+
+
+# -- the init (stage 2) ---------------------------------------------------------------
+
+
+def init_main(ctx: InitContext) -> None:
+    linux.set_name("pyrunc:[2:INIT]")
+    step = "init"
+    try:
+        for fn in STEPS:
+            step = fn.__name__
+            fn(ctx)
+    except BaseException as e:  # noqa: BLE001
+        if not report(ctx.chan, e, step):
+            # After `ready` the parent is gone: say it on the container's stderr instead.
+            cause = e.cause if isinstance(e, PyruncError) else str(e)
+            os.write(2, f"pyrunc: container {ctx.cid}: {step}: {cause}\n".encode())
+        os._exit(1)
+    os._exit(127)  # unreachable: exec_process replaces the process
+
+
+def start_session(ctx: InitContext) -> None:
+    """A new session first, so the container never shares the caller's controlling terminal."""
+    os.setsid()
+
+
+def bring_up_loopback(ctx: InitContext) -> None:
+    """A fresh network namespace has `lo` down; containers expect 127.0.0.1 to work."""
+    if ctx.ns.creates("network"):
+        linux.bring_up_loopback()
+
+
+def prepare_rootfs(ctx: InitContext) -> None:
+    """Stop mount propagation to the host, then make the rootfs a mount point for pivot_root."""
+    rootfs.prepare_root(ctx.rootfs, ctx.linux.get("rootfsPropagation"))
+
+
+def mount_filesystems(ctx: InitContext) -> None:
+    """Config mounts in listed order, each resolved inside the rootfs."""
+    rootfs.mount_all(ctx.rootfs, ctx.config.get("mounts") or [], bundle=ctx.bundle,
+                     mount_label=ctx.linux.get("mountLabel"))
+
+
+def create_devices(ctx: InitContext) -> None:
+    """Default and configured device nodes, before the hooks so they can see them."""
+    rootfs.create_devices(ctx.rootfs, ctx.linux.get("devices") or [])
+
+
+def run_runtime_hooks(ctx: InitContext) -> None:
+    """prestart and createRuntime run in the runtime namespace: the parent runs them for us."""
+    hooks = ctx.config.get("hooks") or {}
+    if hooks.get("prestart") or hooks.get("createRuntime"):
+        ctx.chan.send("hooks")
+        ctx.chan.expect("hooks_done")
+
+
+def run_container_hooks(ctx: InitContext) -> None:
+    """createContainer hooks run in the container namespaces, after mounts, before pivot_root."""
+    hooks = ctx.config.get("hooks") or {}
+    if hooks.get("createContainer"):
+        run_hooks(hooks, "createContainer", hook_state(ctx, "creating"))
+
+
+def pivot_root(ctx: InitContext) -> None:
+    """Make the rootfs our / (or MS_MOVE + chroot with --no-pivot)."""
+    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot)
+
+
+def finish_rootfs(ctx: InitContext) -> None:
+    """Masked and read-only paths and a read-only /, once the container's /proc and /dev exist."""
+    rootfs.finish_rootfs(masked_paths=ctx.linux.get("maskedPaths") or [],
+                         readonly_paths=ctx.linux.get("readonlyPaths") or [],
+                         readonly_root=bool((ctx.config.get("root") or {}).get("readonly")))
+
+
+def apply_sysctl(ctx: InitContext) -> None:
+    """linux.sysctl through the container's own /proc/sys (validated as namespaced earlier)."""
+    for key, value in (ctx.linux.get("sysctl") or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            raise PyruncError(f"write sysctl {key}: {e.strerror}", step="apply_sysctl") from None
+        try:
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise PyruncError(f"write sysctl {key}={value}: {e.strerror}", step="apply_sysctl") from None
+        finally:
+            os.close(fd)
+
+
+def set_hostname(ctx: InitContext) -> None:
+    """hostname and domainname belong to the uts namespace the container got."""
+    if ctx.config.get("hostname") is not None:
+        linux.sethostname(ctx.config["hostname"])
+    if ctx.config.get("domainname") is not None:
+        linux.setdomainname(ctx.config["domainname"])
+
+
+def set_rlimits(ctx: InitContext) -> None:
+    """Limits are set while still root: raising a hard limit later needs privileges we drop."""
+    for rl in ctx.process.get("rlimits") or []:
+        res = RLIMITS.get(rl["type"])
+        if res is None:
+            raise PyruncError(f"unknown rlimit type {rl['type']}", step="set_rlimits")
+        try:
+            resource.setrlimit(res, (rl["soft"], rl["hard"]))
+        except (OSError, ValueError) as e:
+            raise PyruncError(f"setrlimit {rl['type']} {rl['soft']}:{rl['hard']}: {e}",
+                              step="set_rlimits") from None
+
+
+def set_oom_score_adj(ctx: InitContext) -> None:
+    """Written before the uid switch: the file belongs to root."""
+    adj = ctx.process.get("oomScoreAdj")
+    if adj is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(adj))
+    except OSError as e:
+        raise PyruncError(f"set oom_score_adj {adj}: {e.strerror}", step="set_oom_score_adj") from None
+
+
+def join_session_keyring(ctx: InitContext) -> None:
+    """A private session keyring per container (best effort: kernels may lack keyctl)."""
+    if ctx.no_new_keyring:
+        return
+    try:
+        linux.join_session_keyring(ctx.cid)
+    except OSError:
+        pass
+
+
+def change_directory(ctx: InitContext) -> None:
+    """cwd is created when missing and must stay inside the container's root."""
+    cwd = ctx.process.get("cwd") or "/"
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+        os.chdir(cwd)
+        real = os.getcwd()
+    except FileNotFoundError:
+        raise PyruncError(f"chdir to cwd ({cwd!r}) set in config.json: outside the container root",
+                          step="change_directory") from None
+    except OSError as e:
+        raise PyruncError(f"chdir to cwd ({cwd!r}) set in config.json: {e.strerror}",
+                          step="change_directory") from None
+    if not real.startswith("/"):
+        raise PyruncError(f"cwd {cwd!r} is outside the container root", step="change_directory")
+
+
+def prepare_environment(ctx: InitContext) -> None:
+    """Exactly process.env, plus HOME from the container's passwd when unset (as runc does)."""
+    env: dict[str, str] = {}
+    for item in ctx.process.get("env") or []:
+        k, _, v = item.partition("=")
+        env[k] = v
+    if "HOME" not in env:
+        uid = (ctx.process.get("user") or {}).get("uid", 0)
+        env["HOME"] = home_of(uid) or "/"
+    ctx.env = env
+
+
+def home_of(uid: int) -> str | None:
+    """The home directory of uid in the container's /etc/passwd, read without following links.
+
+    Parsed by hand: NSS would dlopen libraries from the container's rootfs.
+    """
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    for line in data.decode("utf-8", "replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 7 and fields[2] == str(uid):
+            return fields[5] or None
+    return None
+
+
+def look_up_executable(ctx: InitContext) -> None:
+    """Resolve args[0] now, so a missing program fails `create` (podman maps it to exit 127)."""
+    env = ctx.env
+    name = ctx.process["args"][0]
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", "").split(":")
+                      if env.get("PATH")]
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            if "/" in name:
+                raise PyruncError(f'exec: "{name}": stat {name}: {e.strerror.lower()}',
+                                  step="look_up_executable") from None
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            ctx.executable = path
+            return
+        if "/" in name:
+            raise PyruncError(f'exec: "{name}": permission denied', step="look_up_executable")
+    raise PyruncError(f'exec: "{name}": executable file not found in $PATH', step="look_up_executable")
+
+
+def drop_bounding_set(ctx: InitContext) -> None:
+    """Needs CAP_SETPCAP, so it runs before the uid switch and the final capability sets."""
+    if ctx.caps is not None:
+        capabilities.drop_bounding(ctx.caps)
+
+
+def switch_user(ctx: InitContext) -> None:
+    """Exactly the configured groups (never the caller's), then gid, then uid, keeping caps."""
+    user = ctx.process.get("user") or {}
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    os.setgroups(list(user.get("additionalGids") or []))
+    os.setresgid(gid, gid, gid)
+    if uid != 0:
+        linux.set_keepcaps(True)
+    os.setresuid(uid, uid, uid)
+    if uid != 0:
+        linux.set_keepcaps(False)
+    if user.get("umask") is not None:
+        os.umask(user["umask"])
+    else:
+        os.umask(0o022)
+
+
+def set_capabilities(ctx: InitContext) -> None:
+    """The five sets exactly as configured; inheritable and ambient only from the config."""
+    if ctx.caps is not None:
+        capabilities.apply_sets(ctx.caps)
+
+
+def set_no_new_privileges(ctx: InitContext) -> None:
+    """Before seccomp: an unprivileged filter load requires no_new_privs."""
+    if ctx.process.get("noNewPrivileges"):
+        linux.set_no_new_privs()
+
+
+def report_ready(ctx: InitContext) -> None:
+    """Tell the parent all setup is done; it records the state and exits."""
+    ctx.chan.send("ready")
+    ctx.chan.close()
+
+
+def wait_for_start(ctx: InitContext) -> None:
+    """Block on the exec fifo until `pyrunc start`; keep the write end open until execve."""
+    ctx.start_fd = execfifo.wait_for_start(ctx.fifo_fd)
+
+
+def run_start_hooks(ctx: InitContext) -> None:
+    """startContainer hooks run in the container, after start and before the user program."""
+    hooks = ctx.config.get("hooks") or {}
+    if hooks.get("startContainer"):
+        run_hooks(hooks, "startContainer", hook_state(ctx, "created"))
+
+
+def exec_process(ctx: InitContext) -> None:
+    """Python's signal state and our fds must not reach the program: reset, close, execve."""
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for fd in range(3, 3 + ctx.preserve_fds):
+        os.set_inheritable(fd, True)
+    # Marked close-on-exec rather than closed: the exec fifo's write end then closes at
+    # the very moment of execve, which is how `start` knows the program runs now.
+    linux.close_range(3 + ctx.preserve_fds, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001
+        pass
+    if ctx.start_fd is not None:
+        os.write(ctx.start_fd, execfifo.EXECUTING)
+    try:
+        os.execve(ctx.executable, ctx.process["args"], ctx.env)
+    except OSError as e:
+        # The parent is gone by now; stderr is the only place left to say why.
+        os.write(2, f"pyrunc: container {ctx.cid}: exec_process: exec {ctx.executable}: "
+                    f"{e.strerror}\n".encode())
+        os._exit(126 if e.errno == 13 else 127)
+
+
+def hook_state(ctx: InitContext, status: str) -> dict:
+    doc = {"ociVersion": ctx.config.get("ociVersion", ""), "id": ctx.cid, "status": status,
+           "pid": os.getpid(), "bundle": ctx.bundle}
+    if ctx.config.get("annotations"):
+        doc["annotations"] = ctx.config["annotations"]
+    return doc
+
+
+STEPS = (
+    start_session,
+    bring_up_loopback,
+    prepare_rootfs,
+    mount_filesystems,
+    create_devices,
+    run_runtime_hooks,
+    run_container_hooks,
+    pivot_root,
+    apply_sysctl,
+    set_hostname,
+    finish_rootfs,
+    set_rlimits,
+    set_oom_score_adj,
+    join_session_keyring,
+    change_directory,
+    prepare_environment,
+    look_up_executable,
+    drop_bounding_set,
+    switch_user,
+    set_capabilities,
+    set_no_new_privileges,
+    report_ready,
+    wait_for_start,
+    run_start_hooks,
+    exec_process,
+)

@@ -1,0 +1,246 @@
+"""The runtime side of `create`: everything before and around the forked stages.
+
+Order: validate and prepare in the parent (config, rootfs, namespace fds,
+capability plan, cgroup), then fork stage 1, move it into the cgroup, let it
+go, serve the init's requests (pid, hooks, ready), and only then record the
+state and the pid file. Any failure tears down everything created so far:
+the init, the cgroup and the state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from .. import linux, log, namespaces
+from ..errors import ChildError, PyruncError
+from ..hooks import run_hooks
+from ..log import rfc3339
+from ..security import capabilities
+from ..spec import load_config
+from ..state import StateDir, write_pid_file
+from . import execfifo
+from .channel import Channel
+from .init import InitContext, stage1
+
+
+def create_container(sd: StateDir, cid: str, opts) -> dict:
+    """Create container `cid`; return the state record. Raises PyruncError, leaving nothing."""
+    config = load_config(opts.bundle, container=cid)
+    rootfs = resolve_rootfs(config, opts.bundle, cid)
+    check_supported(config, opts, cid)
+    ns_plan = namespaces.Plan((config.get("linux") or {}).get("namespaces") or [])
+    if not ns_plan.has("mount"):
+        raise PyruncError("a mount namespace is required (linux.namespaces has no \"mount\")",
+                          step="validate", container=cid)
+    caps = capabilities.plan((config.get("process") or {}).get("capabilities"))
+    if caps is not None:
+        for name in caps.unknown:
+            log.get().warning(f"container {cid}: unknown capability {name!r} skipped")
+    join_fds = namespaces.open_join_fds(ns_plan)
+
+    sd.reserve()
+    mgr = None
+    init_pid = 0
+    stage1_pid = 0
+    try:
+        fifo_fd = execfifo.make(sd.fifo)
+        mgr = make_cgroup(config, cid, opts)
+        parent_chan, child_chan = Channel.pair()
+        ctx = InitContext(cid=cid, config=config, bundle=opts.bundle, rootfs_path=rootfs,
+                          chan=child_chan, fifo_fd=fifo_fd, ns_plan=ns_plan, join_fds=join_fds,
+                          caps=caps, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                          preserve_fds=opts.preserve_fds)
+        if opts.subreaper:
+            linux.set_child_subreaper()
+        stage1_pid = os.fork()
+        if stage1_pid == 0:
+            parent_chan.close()
+            stage1(ctx)  # never returns
+        child_chan.close()
+        os.close(fifo_fd)
+        for _, fd in join_fds:
+            os.close(fd)
+        join_fds = []
+        if mgr is not None:
+            mgr.apply(stage1_pid)
+            mgr.set(cgroup_resources(config))
+        parent_chan.send("go")
+        init_pid = parent_chan.expect("pid")["pid"]
+        reap(stage1_pid)
+        stage1_pid = 0
+        record = new_record(cid, config, opts, rootfs, init_pid, mgr)
+        serve_init(parent_chan, config, record)
+        parent_chan.close()
+        sd.save(record)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, init_pid)
+        return record
+    except BaseException as e:
+        cleanup(sd, mgr, init_pid, stage1_pid)
+        for _, fd in join_fds:
+            os.close(fd)
+        if isinstance(e, PyruncError):
+            e.container = cid
+            if isinstance(e, ChildError) and e.step and not e.step.startswith("create"):
+                e.step = f"create: {e.step}"
+        raise
+    finally:
+        sd.unlock()
+
+
+def resolve_rootfs(config: dict, bundle: str, cid: str) -> str:
+    """root.path, relative to the bundle, must be an existing directory."""
+    path = (config.get("root") or {}).get("path")
+    if not path:
+        raise PyruncError("root.path is not set in config.json", step="validate", container=cid)
+    full = os.path.normpath(os.path.join(bundle, path))
+    try:
+        real = os.path.realpath(full)
+        if not os.path.isdir(real):
+            raise FileNotFoundError
+    except OSError:
+        raise PyruncError(f"rootfs {full} does not exist or is not a directory", step="validate",
+                          container=cid) from None
+    return real
+
+
+def check_supported(config: dict, opts, cid: str) -> None:
+    """Refuse, before anything is created, what this build cannot do yet."""
+    process = config.get("process")
+    if not process:
+        raise PyruncError("process is not set in config.json", step="validate", container=cid)
+    if process.get("terminal") and opts.detach and not opts.console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket",
+                          step="validate", container=cid)
+    if opts.console_socket and not process.get("terminal"):
+        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty",
+                          step="validate", container=cid)
+    if process.get("terminal"):
+        raise PyruncError("terminals (process.terminal) are not supported yet", step="validate",
+                          container=cid)
+    lin = config.get("linux") or {}
+    for key in ("uidMappings", "gidMappings", "seccomp", "timeOffsets", "intelRdt", "netDevices",
+                "memoryPolicy", "personality"):
+        if lin.get(key):
+            raise PyruncError(f"linux.{key} is not supported yet", step="validate", container=cid)
+    for ns in lin.get("namespaces") or []:
+        if ns.get("type") in ("user", "time"):
+            raise PyruncError(f"{ns['type']} namespaces are not supported yet", step="validate",
+                              container=cid)
+    for key in ("apparmorProfile", "selinuxLabel", "scheduler", "ioPriority", "execCPUAffinity"):
+        if process.get(key):
+            raise PyruncError(f"process.{key} is not supported yet", step="validate", container=cid)
+
+
+def make_cgroup(config: dict, cid: str, opts):
+    from ..cgroups import create_manager
+
+    lin = config.get("linux") or {}
+    mgr = create_manager(lin.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                         rootless=opts.rootless == "true")
+    mgr.create()
+    return mgr
+
+
+def cgroup_resources(config: dict) -> dict:
+    """linux.resources plus the device rules runc always adds.
+
+    Like runc: the config's rules first, then an allow rule for every
+    linux.devices node, then the devices every container needs (null, zero,
+    tty, pts, ...), so a config's usual "deny all" does not break /dev/null.
+    """
+    from ..cgroups.resources import DEFAULT_ALLOWED_DEVICES
+
+    lin = config.get("linux") or {}
+    resources = dict(lin.get("resources") or {})
+    rules = list(resources.get("devices") or [])
+    for dev in lin.get("devices") or []:
+        if dev.get("type") in ("c", "b", "u"):
+            rules.append({"allow": True, "type": "b" if dev["type"] == "b" else "c",
+                          "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
+    rules.extend(DEFAULT_ALLOWED_DEVICES)
+    resources["devices"] = rules
+    return resources
+
+
+def new_record(cid: str, config: dict, opts, rootfs: str, pid: int, mgr) -> dict:
+    annotations = dict(config.get("annotations") or {})
+    return {
+        "id": cid,
+        "ociVersion": config.get("ociVersion", ""),
+        "bundle": opts.bundle,
+        "rootfs": rootfs,
+        "created": rfc3339(),
+        "owner": "",
+        "annotations": annotations,
+        "pid": pid,
+        "start_time": linux.pid_start_time(pid),
+        "cgroup": mgr.save() if mgr is not None else None,
+        "hooks": config.get("hooks") or {},
+        "config": config,
+        "systemd_cgroup": opts.systemd_cgroup,
+    }
+
+
+def serve_init(chan: Channel, config: dict, record: dict) -> None:
+    """Answer the init until it reports ready: prestart/createRuntime hooks run here, on the host."""
+    while True:
+        msg = chan.recv()
+        if msg["type"] == "ready":
+            return
+        if msg["type"] == "hooks":
+            state = {"ociVersion": record["ociVersion"], "id": record["id"], "status": "creating",
+                     "pid": record["pid"], "bundle": record["bundle"]}
+            if record["annotations"]:
+                state["annotations"] = record["annotations"]
+            hooks = config.get("hooks") or {}
+            run_hooks(hooks, "prestart", state)
+            run_hooks(hooks, "createRuntime", state)
+            chan.send("hooks_done")
+            continue
+        raise ChildError(f"unexpected message {msg['type']!r} from the container init", step="sync")
+
+
+def reap(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return status
+
+
+def cleanup(sd: StateDir, mgr, init_pid: int, stage1_pid: int) -> None:
+    """Undo a failed create: kill what was started, remove the cgroup and the state directory."""
+    for pid in (stage1_pid, init_pid):
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if stage1_pid:
+        try:
+            reap(stage1_pid)
+        except ChildProcessError:
+            pass
+    if init_pid:
+        wait_gone(init_pid)
+    if mgr is not None:
+        try:
+            mgr.destroy()
+        except PyruncError as e:
+            log.get().warning(f"container {sd.id}: cleanup: {e.cause}")
+    sd.remove()
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Wait until pid is dead or a zombie; reap it if it became our child (run's subreaper)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            pass
+        if not linux.pid_alive(pid, None):
+            return
+        time.sleep(0.005)

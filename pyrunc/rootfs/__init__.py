@@ -1,0 +1,210 @@
+"""Root filesystem setup for the container init, in the order the init calls it.
+
+1. ``prepare_root``  - stop propagation to the host, make the rootfs a mount point.
+2. ``mount_all``     - the config's mounts, resolved inside the rootfs (mounts.py).
+3. ``create_devices``- /dev nodes and symlinks, created relative to a safe /dev fd (devices.py).
+4. ``pivot_root``    - switch / (pivot.py).
+5. ``finish_rootfs`` - masked paths, read-only paths, read-only /.
+
+Every module is imported here, at import time, because after pivot_root the
+host's Python library directory is no longer reachable.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from pyrunc.errors import PyruncError
+from pyrunc.linux import mount as m
+from pyrunc.rootfs import options, resolve
+from pyrunc.rootfs.devices import create_devices
+from pyrunc.rootfs.mounts import fail, mount_all, read_mountinfo
+from pyrunc.rootfs.pivot import pivot_root
+
+__all__ = ["prepare_root", "mount_all", "create_devices", "pivot_root", "finish_rootfs"]
+
+_NULL_RDEV = os.makedev(1, 3)
+_EMPTY = m.AT_EMPTY_PATH
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. prepare_root
+
+
+def make_root_propagation(propagation: str | None) -> None:
+    """Make / rslave (default) or what linux.rootfsPropagation says, so mounts stay in our namespace."""
+    try:
+        flag = m.MS_SLAVE | m.MS_REC if not propagation else options.propagation_flag(propagation)
+    except ValueError as e:
+        raise PyruncError(str(e), step="mount") from None
+    try:
+        m.mount(None, "/", None, flag)
+    except OSError as e:
+        raise fail(f"change propagation of / to {propagation or 'rslave'}", e) from None
+
+
+def make_parent_mount_private(rootfs: str) -> None:
+    """pivot_root refuses a new root whose parent mount is shared; make that parent private if needed."""
+    path = os.path.realpath(rootfs)
+    best = None
+    for mi in read_mountinfo():
+        mp = mi.mountpoint
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and (
+                best is None or len(mp) >= len(best.mountpoint)):
+            best = mi
+    if best is None or not any(o.startswith("shared:") for o in best.optional):
+        return
+    try:
+        m.mount(None, best.mountpoint, None, m.MS_PRIVATE)
+    except OSError as e:
+        raise fail(f"make parent mount {best.mountpoint} private", e) from None
+
+
+def bind_rootfs_onto_itself(rootfs: str) -> None:
+    """pivot_root needs the new root to be a mount point; a recursive self-bind makes it one."""
+    try:
+        m.mount(rootfs, rootfs, "bind", m.MS_BIND | m.MS_REC)
+    except OSError as e:
+        raise fail(f"bind mount rootfs {rootfs} onto itself", e) from None
+
+
+def prepare_root(rootfs: str, propagation: str | None) -> None:
+    """Stop propagation to the host, then make the rootfs a mount point (runc's prepareRoot)."""
+    make_root_propagation(propagation)
+    make_parent_mount_private(rootfs)
+    bind_rootfs_onto_itself(rootfs)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. finish_rootfs (runs after pivot_root: "/" is the container root)
+
+
+def open_dev_null(root_fd: int) -> int:
+    """Open the container's /dev/null O_PATH without following it and verify it is char 1:3.
+
+    A rootfs that replaces /dev/null with a symlink or a regular file must not get that file bound
+    over masked paths (CVE-2025-31133); refusing is the only safe answer.
+    """
+    try:
+        dev_fd = resolve.resolve(root_fd, "/dev", directory=True)
+    except OSError as e:
+        raise fail("open /dev for masking", e, "mask_paths") from None
+    try:
+        fd = os.open("null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev_fd)
+    except OSError as e:
+        raise fail("open /dev/null for masking", e, "mask_paths") from None
+    finally:
+        os.close(dev_fd)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != _NULL_RDEV:
+        os.close(fd)
+        raise PyruncError("/dev/null is not the null device (char 1:3); refusing to mask with it",
+                          step="mask_paths")
+    return fd
+
+
+def attach_clone(src_fd: int, dst_fd: int, *, recursive: bool = False, attr_set: int = 0) -> None:
+    """Bind ``src_fd`` onto ``dst_fd`` entirely by fd: open_tree(CLONE), mount_setattr, move_mount.
+
+    No path is looked up, so nothing in the container can redirect the bind; attributes are set on
+    the detached copy, so it is never visible writable.
+    """
+    flags = m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | _EMPTY | (m.AT_RECURSIVE if recursive else 0)
+    tree = m.open_tree(src_fd, "", flags)
+    try:
+        if attr_set:
+            m.mount_setattr(tree, "", _EMPTY | (m.AT_RECURSIVE if recursive else 0), attr_set)
+        m.move_mount(tree, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(tree)
+
+
+def attach_readonly_tmpfs(dst_fd: int) -> None:
+    """Mount a fresh empty read-only tmpfs onto ``dst_fd`` (the mask for directories)."""
+    fsfd = m.fsopen("tmpfs")
+    try:
+        m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "source", "tmpfs")
+        m.fsconfig(fsfd, m.FSCONFIG_CMD_CREATE)
+        mnt = m.fsmount(fsfd, m.FSMOUNT_CLOEXEC, m.MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(fsfd)
+    try:
+        m.move_mount(mnt, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(mnt)
+
+
+def _open_optional(root_fd: int, path: str, step: str) -> int | None:
+    """Resolve a masked/readonly path in the root; None when it does not exist (those are skipped)."""
+    try:
+        return resolve.resolve(root_fd, path)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise fail(f"open {path}", e, step) from None
+
+
+def mask_paths(root_fd: int, paths: list[str]) -> None:
+    """Hide each path: /dev/null over files, a read-only tmpfs over directories; missing ones skipped."""
+    if not paths:
+        return
+    null_fd = open_dev_null(root_fd)
+    try:
+        for path in paths:
+            fd = _open_optional(root_fd, path, "mask_paths")
+            if fd is None:
+                continue
+            try:
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    attach_readonly_tmpfs(fd)
+                else:
+                    attach_clone(null_fd, fd)
+            except OSError as e:
+                raise fail(f"mask {path}", e, "mask_paths") from None
+            finally:
+                os.close(fd)
+    finally:
+        os.close(null_fd)
+
+
+def make_paths_readonly(root_fd: int, paths: list[str]) -> None:
+    """Re-bind each path onto itself read-only (recursively); missing ones skipped."""
+    for path in paths:
+        fd = _open_optional(root_fd, path, "readonly_paths")
+        if fd is None:
+            continue
+        try:
+            attach_clone(fd, fd, recursive=True, attr_set=m.MOUNT_ATTR_RDONLY)
+        except OSError as e:
+            raise fail(f"make {path} read-only", e, "readonly_paths") from None
+        finally:
+            os.close(fd)
+
+
+def make_root_readonly() -> None:
+    """Bind-remount / read-only, keeping locked flags if the kernel insists (as runc does)."""
+    flags = m.MS_BIND | m.MS_REMOUNT | m.MS_RDONLY
+    try:
+        m.mount(None, "/", None, flags)
+    except OSError as e:
+        if e.errno != errno.EPERM:
+            raise fail("remount / read-only", e, "readonly_root") from None
+        try:
+            m.mount(None, "/", None, flags | m.locked_flags("/"))
+        except OSError as e2:
+            raise fail("remount / read-only", e2, "readonly_root") from None
+
+
+def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonly_root: bool) -> None:
+    """After pivot_root: mask paths, make readonlyPaths read-only, then / read-only if asked."""
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        mask_paths(root_fd, masked_paths)
+        make_paths_readonly(root_fd, readonly_paths)
+    finally:
+        os.close(root_fd)
+    if readonly_root:
+        make_root_readonly()
+

@@ -1,0 +1,420 @@
+"""Mount the config's ``mounts`` into the rootfs, in order, never outside it.
+
+Each destination is resolved (or created) inside the rootfs as an O_PATH fd
+whose real path is checked, and the mount is made onto
+``/proc/thread-self/fd/N`` so the target cannot be swapped between check
+and mount (CVE-2021-30465). After a mount the fd still names the dentry
+*under* the new mount, so any follow-up (bind remount, propagation) reopens
+the destination and checks it is the same path. The /proc policy (only a
+real procfs at /proc, nothing over /proc files except runc's lxcfs list)
+is applied to the resolved path, not the config string (CVE-2023-27561).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from pyrunc.errors import PyruncError
+from pyrunc.linux import mount as m
+from pyrunc.rootfs import options as mopts
+from pyrunc.rootfs import resolve as r
+
+STEP = "mount"
+
+# runc's allow-list of /proc files that lxcfs-style tools may overmount.
+PROC_ALLOW = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+})
+# Flags a bind remount must carry (the rest of MS_* is meaningless for a bind remount).
+_REMOUNT_MASK = (m.MS_RDONLY | m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC | m.MS_NOATIME
+                 | m.MS_NODIRATIME | m.MS_RELATIME | m.MS_STRICTATIME | m.MS_NOSYMFOLLOW)
+
+
+def fail(what: str, exc: BaseException | None = None, step: str = STEP) -> PyruncError:
+    """Build the PyruncError for a failed step: ``what`` plus the errno text when there is one."""
+    if isinstance(exc, OSError) and exc.errno:
+        return PyruncError(f"{what}: {os.strerror(exc.errno)}", step=step)
+    if exc is not None:
+        return PyruncError(f"{what}: {exc}", step=step)
+    return PyruncError(what, step=step)
+
+
+def fd_target(fd: int) -> str:
+    """The magic-link path that names an open fd as a mount source or target."""
+    return f"/proc/thread-self/fd/{fd}"
+
+
+def _unescape(field: str) -> str:
+    """Undo mountinfo's octal escapes (\\040 for space and friends)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+class MountInfo:
+    """One line of /proc/self/mountinfo (the fields pyrunc needs)."""
+
+    __slots__ = ("mount_id", "parent_id", "root", "mountpoint", "options", "optional", "fstype",
+                 "source", "super_options")
+
+    def __init__(self, line: str) -> None:
+        pre, _, post = line.rstrip("\n").partition(" - ")
+        f = pre.split(" ")
+        self.mount_id = int(f[0])
+        self.parent_id = int(f[1])
+        self.root = _unescape(f[3])
+        self.mountpoint = _unescape(f[4])
+        self.options = f[5]
+        self.optional = f[6:]
+        p = post.split(" ")
+        self.fstype = p[0]
+        self.source = _unescape(p[1]) if len(p) > 1 else ""
+        self.super_options = p[2] if len(p) > 2 else ""
+
+
+def read_mountinfo(path: str = "/proc/self/mountinfo") -> list[MountInfo]:
+    """Parse a mountinfo file."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return [MountInfo(line) for line in f if line.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# destination handling
+
+
+def _clean(dest: str) -> str:
+    """Lexically clean a destination (relative ones count from /, as runc tolerates them)."""
+    parts: list[str] = []
+    for c in dest.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(c)
+    return "/" + "/".join(parts)
+
+
+def check_proc_policy(rel: str, mtype: str, source_fd: int | None) -> None:
+    """Refuse mounts that would hide or fake parts of procfs (CVE-2019-16884, 2019-19921).
+
+    ``rel`` is the *resolved* destination. /proc itself takes only a proc mount or a bind of a real
+    procfs; below /proc only the lxcfs allow-list may be overmounted.
+    """
+    if rel == "/proc":
+        if mtype == "proc":
+            return
+        if source_fd is not None and m.fstatfs_type(source_fd) == m.PROC_SUPER_MAGIC:
+            return
+        raise PyruncError(f"{rel} cannot be mounted because it is not of type proc", step=STEP)
+    if rel.startswith("/proc/") and rel not in PROC_ALLOW:
+        raise PyruncError(f"{rel} cannot be mounted because it is inside /proc", step=STEP)
+
+
+def _require_plain_dir(fd: int, rel: str, dest: str, mtype: str) -> None:
+    """proc and sysfs go only onto an ordinary directory reached without symlinks (CVE-2023-27561)."""
+    if rel != _clean(dest) or not stat.S_ISDIR(os.fstat(fd).st_mode):
+        raise PyruncError(f"mount {mtype} on {dest}: filesystem {mtype!r} must be mounted on an "
+                          f"ordinary directory (resolved to {rel})", step=STEP)
+
+
+def open_mountpoint(root_fd: int, dest: str, *, as_file: bool) -> tuple[int, str]:
+    """Resolve or create the mount point in the root; return (O_PATH fd, resolved in-root path)."""
+    try:
+        if as_file:
+            fd = r.create_file_in_root(root_fd, dest)
+        else:
+            fd = r.mkdir_all_in_root(root_fd, dest)
+    except OSError as e:
+        raise fail(f"create mount point {dest}", e) from None
+    try:
+        rel = r.verify_under(fd, root_fd, dest)
+    except OSError as e:
+        os.close(fd)
+        raise fail(f"mount point {dest}", e) from None
+    if rel == "/":
+        os.close(fd)
+        raise PyruncError(f"mount destination {dest} resolves to the container root", step=STEP)
+    return fd, rel
+
+
+def reopen_after_mount(root_fd: int, rel: str, dest: str) -> int:
+    """Reopen a just-mounted destination (the old fd names the covered dentry) and check it is the same path."""
+    try:
+        fd = r.resolve(root_fd, rel)
+    except OSError as e:
+        raise fail(f"reopen {dest} after mount", e) from None
+    now = r.verify_under(fd, root_fd, dest)
+    if now != rel:
+        os.close(fd)
+        raise PyruncError(f"mount point {dest} moved from {rel} to {now} during setup", step=STEP)
+    return fd
+
+
+# ---------------------------------------------------------------------------------------------
+# the individual mount kinds
+
+
+def bind_remount(target: str, flags: int, what: str) -> None:
+    """Apply ro/nosuid/... to a fresh bind (the kernel ignores them on the bind itself).
+
+    If the kernel refuses because the source mount has locked flags (user namespaces), retry with
+    the mount's current flags added, as runc does.
+    """
+    want = m.MS_BIND | m.MS_REMOUNT | (flags & _REMOUNT_MASK)
+    try:
+        m.mount(None, target, None, want)
+    except OSError as e:
+        if e.errno != errno.EPERM:
+            raise fail(f"remount {what}", e) from None
+        try:
+            m.mount(None, target, None, want | m.locked_flags(target))
+        except OSError as e2:
+            raise fail(f"remount {what}", e2) from None
+
+
+def apply_after(root_fd: int, rel: str, dest: str, opts: mopts.MountOptions, *, remount: bool) -> None:
+    """Post-mount changes made through a reopened fd: bind remount, recursive attrs, propagation."""
+    if not (remount or opts.rec_set or opts.rec_clr or opts.propagation):
+        return
+    fd = reopen_after_mount(root_fd, rel, dest)
+    try:
+        target = fd_target(fd)
+        if remount:
+            bind_remount(target, opts.flags, dest)
+        if opts.rec_set or opts.rec_clr:
+            try:
+                m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, opts.rec_set, opts.rec_clr)
+            except OSError as e:
+                raise fail(f"set recursive attributes on {dest}", e) from None
+        for pflag in opts.propagation:
+            try:
+                m.mount(None, target, None, pflag)
+            except OSError as e:
+                raise fail(f"change propagation of {dest}", e) from None
+    finally:
+        os.close(fd)
+
+
+def _with_label(data: str, mount_label: str | None) -> str:
+    """Append the SELinux context= option the way runc formats it."""
+    if not mount_label:
+        return data
+    ctx = f'context="{mount_label}"'
+    return f"{data},{ctx}" if data else ctx
+
+
+def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str) -> None:
+    """Bind mount: open the source first (relative to the bundle), then the destination, then mount fd->fd."""
+    dest = mnt["destination"]
+    source = mnt.get("source") or ""
+    if not os.path.isabs(source):
+        source = os.path.join(bundle, source)
+    try:
+        src_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
+    except OSError as e:
+        raise fail(f"bind mount source {source}", e) from None
+    try:
+        is_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
+        fd, rel = open_mountpoint(root_fd, dest, as_file=not is_dir)
+        try:
+            check_proc_policy(rel, "bind", src_fd)
+            flags = m.MS_BIND | (opts.flags & m.MS_REC)
+            try:
+                m.mount(fd_target(src_fd), fd_target(fd), None, flags)
+            except OSError as e:
+                raise fail(f"bind mount {source} on {dest}", e) from None
+        finally:
+            os.close(fd)
+    finally:
+        os.close(src_fd)
+    remount = bool(opts.flags & _REMOUNT_MASK)
+    apply_after(root_fd, rel, dest, opts, remount=remount)
+
+
+def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None) -> None:
+    """A filesystem mount (tmpfs, proc, sysfs, devpts, mqueue, ...) onto the resolved destination fd."""
+    dest = mnt["destination"]
+    mtype = mnt.get("type") or ""
+    source = mnt.get("source") or mtype
+    fd, rel = open_mountpoint(root_fd, dest, as_file=False)
+    try:
+        if mtype in ("proc", "sysfs"):
+            _require_plain_dir(fd, rel, dest, mtype)
+        check_proc_policy(rel, mtype, None)
+        data = opts.data if mtype in ("proc", "sysfs", "mqueue") else _with_label(opts.data, mount_label)
+        flags = opts.flags & ~m.MS_PROPAGATION
+        try:
+            m.mount(source, fd_target(fd), mtype, flags, data)
+        except OSError as e:
+            raise fail(f"mount {mtype} on {dest}", e) from None
+    finally:
+        os.close(fd)
+    apply_after(root_fd, rel, dest, opts, remount=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# cgroup
+
+
+def _own_cgroups(path: str = "/proc/self/cgroup") -> list[tuple[set[str], str]]:
+    """(controller set, cgroup path) for each v1 hierarchy this process is in."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            _, ctrls, cg = line.rstrip("\n").split(":", 2)
+            if ctrls:
+                out.append((set(ctrls.split(",")), cg))
+    return out
+
+
+def _in_cgroup_ns() -> bool:
+    """True when this process has its own cgroup namespace (then the hierarchies can be mounted fresh)."""
+    try:
+        return os.stat("/proc/self/ns/cgroup").st_ino != os.stat("/proc/1/ns/cgroup").st_ino
+    except OSError:
+        return False
+
+
+def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None) -> None:
+    """Mount ``cgroup`` the way runc does on this kind of host.
+
+    cgroup v2 host: mount cgroup2 there. v1/hybrid host: a tmpfs at the destination and one
+    entry per v1 hierarchy: a fresh cgroup mount in a cgroup namespace, otherwise a bind of this
+    process's own cgroup directory (so the container never sees the host's root cgroup), with the
+    mount's flags (read-only when the options say ``ro``). Co-mounted hierarchies ("cpu,cpuacct")
+    get per-controller symlinks. With ``ro`` the tmpfs itself is made read-only last.
+    """
+    dest = mnt["destination"]
+    flags = opts.flags & ~(m.MS_PROPAGATION | m.MS_BIND | m.MS_REC)
+    try:
+        host_fd = os.open("/sys/fs/cgroup", os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
+        unified = m.fstatfs_type(host_fd) == m.CGROUP2_SUPER_MAGIC
+        os.close(host_fd)
+    except OSError as e:
+        raise fail("inspect host /sys/fs/cgroup", e) from None
+    if unified:
+        mount_fs(root_fd, dict(mnt, type="cgroup2", source="cgroup"), opts, None)
+        return
+    fd, rel = open_mountpoint(root_fd, dest, as_file=False)
+    try:
+        check_proc_policy(rel, "tmpfs", None)
+        try:
+            m.mount("tmpfs", fd_target(fd), "tmpfs", flags & ~m.MS_RDONLY,
+                    _with_label("mode=755", mount_label))
+        except OSError as e:
+            raise fail(f"mount tmpfs on {dest}", e) from None
+    finally:
+        os.close(fd)
+    cgns = _in_cgroup_ns()
+    own = _own_cgroups()
+    for mi in read_mountinfo():
+        if mi.fstype != "cgroup":
+            continue
+        subsys = os.path.basename(mi.mountpoint)
+        sup = set(mi.super_options.split(","))
+        sub_dest = f"{rel}/{subsys}"
+        sfd, srel = open_mountpoint(root_fd, sub_dest, as_file=False)
+        try:
+            if srel != sub_dest:
+                raise PyruncError(f"cgroup mount point {sub_dest} resolved to {srel}", step=STEP)
+            target = fd_target(sfd)
+            try:
+                if cgns:
+                    data = ",".join(o for o in mi.super_options.split(",") if o not in ("rw", "ro"))
+                    m.mount("cgroup", target, "cgroup", flags, data)
+                else:
+                    cg = next((p for c, p in own if c and c <= sup), "/")
+                    relcg = os.path.relpath(cg, mi.root) if cg.startswith(mi.root) else "."
+                    source = os.path.normpath(os.path.join(mi.mountpoint, relcg))
+                    m.mount(source, target, None, m.MS_BIND | m.MS_REC)
+            except OSError as e:
+                raise fail(f"mount cgroup {subsys} on {sub_dest}", e) from None
+        finally:
+            os.close(sfd)
+        if not cgns:
+            sfd = reopen_after_mount(root_fd, srel, sub_dest)
+            try:
+                bind_remount(fd_target(sfd), flags, sub_dest)
+            finally:
+                os.close(sfd)
+        if "," in subsys:
+            _comount_links(root_fd, rel, subsys)
+    if flags & m.MS_RDONLY or opts.propagation:
+        fd = reopen_after_mount(root_fd, rel, dest)
+        try:
+            if flags & m.MS_RDONLY:
+                bind_remount(fd_target(fd), flags, dest)
+            for pflag in opts.propagation:
+                m.mount(None, fd_target(fd), None, pflag)
+        except OSError as e:
+            raise fail(f"change propagation of {dest}", e) from None
+        finally:
+            os.close(fd)
+
+
+def _comount_links(root_fd: int, rel: str, subsys: str) -> None:
+    """cpu -> cpu,cpuacct style symlinks next to a co-mounted hierarchy (as runc makes)."""
+    dfd = r.resolve(root_fd, rel, directory=True)
+    try:
+        for ctrl in subsys.split(","):
+            name = ctrl.removeprefix("name=")
+            try:
+                os.symlink(subsys, name, dir_fd=dfd)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise fail(f"symlink {rel}/{name}", e) from None
+    finally:
+        os.close(dfd)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None) -> None:
+    """Dispatch one config mount to the right kind."""
+    dest = mnt.get("destination")
+    if not isinstance(dest, str) or not dest or "\x00" in dest:
+        raise PyruncError(f"invalid mount destination {dest!r}", step=STEP)
+    opts = mopts.parse(mnt.get("options"))
+    if opts.unsupported:
+        raise PyruncError(f"mount {dest}: option(s) {', '.join(opts.unsupported)} not supported",
+                          step=STEP)
+    mtype = mnt.get("type") or ""
+    if _clean(dest).startswith("/proc/"):
+        # Refuse obvious cases before creating anything; the resolved path is checked again later.
+        check_proc_policy(_clean(dest), mtype, None)
+    if mtype == "bind" and not opts.is_bind:
+        opts.flags |= m.MS_BIND
+    if opts.is_bind:
+        mount_bind(root_fd, mnt, opts, bundle)
+    elif mtype == "cgroup":
+        mount_cgroup(root_fd, mnt, opts, mount_label)
+    else:
+        mount_fs(root_fd, mnt, opts, mount_label)
+
+
+def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str | None = None) -> None:
+    """Mount every config mount in listed order (see the package docstring for the contract)."""
+    try:
+        root_fd = r.open_root(rootfs)
+    except OSError as e:
+        raise fail(f"open rootfs {rootfs}", e) from None
+    try:
+        for mnt in mounts:
+            mount_one(root_fd, mnt, bundle=bundle, mount_label=mount_label)
+    finally:
+        os.close(root_fd)

@@ -1,0 +1,71 @@
+"""Capability names, the plan built from `process.capabilities`, and applying it.
+
+Order matters and is the init's job: ``drop_bounding`` needs CAP_SETPCAP, so
+it runs while we are still fully privileged; the uid switch happens with
+keepcaps set; ``apply_sets`` then installs exactly the configured
+effective/permitted/inheritable sets and raises the ambient ones.
+"""
+
+from __future__ import annotations
+
+from .. import linux
+
+NAMES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)
+NUMBERS = {"CAP_" + n: i for i, n in enumerate(NAMES)}
+SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
+
+def last_cap() -> int:
+    """The highest capability the running kernel knows."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except OSError:
+        return len(NAMES) - 1
+
+
+class CapPlan:
+    """The five sets as bit masks; ``unknown`` lists names skipped with a warning."""
+
+    def __init__(self, caps: dict, last: int):
+        self.last = last
+        self.unknown: list[str] = []
+        self.masks: dict[str, int] = {}
+        for which in SETS:
+            mask = 0
+            for name in caps.get(which) or []:
+                num = NUMBERS.get(name)
+                if num is None or num > last:
+                    # runtime-spec 1.3: a capability unknown to the kernel is a warning, not an error.
+                    if name not in self.unknown:
+                        self.unknown.append(name)
+                    continue
+                mask |= 1 << num
+            self.masks[which] = mask
+
+
+def plan(caps: dict | None) -> CapPlan | None:
+    return None if caps is None else CapPlan(caps, last_cap())
+
+
+def drop_bounding(p: CapPlan) -> None:
+    keep = p.masks["bounding"]
+    for cap in range(p.last + 1):
+        if not keep & (1 << cap):
+            linux.capbset_drop(cap)
+
+
+def apply_sets(p: CapPlan) -> None:
+    linux.capset(p.masks["effective"], p.masks["permitted"], p.masks["inheritable"])
+    linux.cap_ambient_clear()
+    amb = p.masks["ambient"]
+    for cap in range(p.last + 1):
+        if amb & (1 << cap):
+            linux.cap_ambient_raise(cap)

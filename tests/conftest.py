@@ -1,0 +1,189 @@
+"""Shared fixtures: a busybox rootfs, bundles built from it, and runtimes to drive.
+
+Integration tests run real containers as root. Each test gets private state
+roots for pyrunc and runc, and every container left at the end is deleted
+with --force, so a failing test leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PYRUNC = str(REPO / ".venv" / "bin" / "pyrunc")
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+sys.path.insert(0, str(REPO))
+_serial = itertools.count()
+
+
+def build_rootfs(dest: Path) -> Path:
+    """busybox-static with relative applet links, plus passwd/group: enough for every probe."""
+    (dest / "bin").mkdir(parents=True)
+    (dest / "etc").mkdir()
+    for d in ("proc", "sys", "dev", "tmp", "root"):
+        (dest / d).mkdir()
+    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout
+    for name in applets.split():
+        if name != "busybox":
+            os.symlink("busybox", dest / "bin" / name)
+    (dest / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    (dest / "etc" / "group").write_text("root:x:0:\nnobody:x:65534:\n")
+    (dest / "etc" / "hostname").write_text("rootfs\n")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def rootfs_template(tmp_path_factory) -> Path:
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed")
+    return build_rootfs(tmp_path_factory.mktemp("template") / "rootfs")
+
+
+def base_config(args: list[str]) -> dict:
+    """Our `pyrunc spec` default with terminal off and the given args."""
+    from pyrunc.cli.spec import default_config
+
+    cfg = default_config(False)
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = args
+    cfg["root"]["readonly"] = False
+    return cfg
+
+
+class Bundle:
+    """A bundle directory whose config can be edited before each run."""
+
+    def __init__(self, path: Path, config: dict):
+        self.path = path
+        self.config = config
+
+    @property
+    def rootfs(self) -> Path:
+        return self.path / "rootfs"
+
+    def write(self) -> None:
+        (self.path / "config.json").write_text(json.dumps(self.config, indent=1))
+
+    def clone(self, path: Path) -> Bundle:
+        shutil.copytree(self.path, path, symlinks=True)
+        return Bundle(path, copy.deepcopy(self.config))
+
+
+@pytest.fixture
+def bundle(tmp_path, rootfs_template) -> Bundle:
+    """A fresh bundle; its own relative cgroupsPath keeps tests and runtimes from colliding."""
+    cfg = base_config(["true"])
+    cfg["linux"]["cgroupsPath"] = f"pyrunc-test-{os.getpid()}-{next(_serial)}"
+    b = Bundle(tmp_path / "bundle", cfg)
+    b.path.mkdir()
+    shutil.copytree(rootfs_template, b.rootfs, symlinks=True)
+    b.write()
+    return b
+
+
+class Runtime:
+    """One runtime binary with a private --root; remembers ids to clean up."""
+
+    def __init__(self, binary: str, root: Path, name: str):
+        self.binary = binary
+        self.root = root
+        self.name = name
+        self.ids: set[str] = set()
+
+    def cmd(self, *args: str, log: str | None = None, log_format: str | None = None) -> list[str]:
+        glob = ["--root", str(self.root)]
+        if log:
+            glob += ["--log", log]
+        if log_format:
+            glob += ["--log-format", log_format]
+        return [self.binary, *glob, *args]
+
+    def __call__(self, *args: str, bundle: Bundle | None = None, timeout: float = 60,
+                 log: str | None = None, log_format: str | None = None, check: bool = False,
+                 stdin=subprocess.DEVNULL, **kw) -> subprocess.CompletedProcess:
+        if bundle is not None:
+            bundle.write()
+        for a in args[1:]:
+            if args[0] in ("create", "run") and not a.startswith("-"):
+                self.ids.add(a)
+        proc = run_to_files(self.cmd(*args, log=log, log_format=log_format), timeout=timeout,
+                            stdin=stdin, cwd=str(bundle.path) if bundle else kw.pop("cwd", None), **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{self.name} {' '.join(args)} failed ({proc.returncode}): "
+                                 f"{proc.stderr.strip()}")
+        return proc
+
+    def state(self, cid: str) -> dict:
+        return json.loads(self("state", cid, check=True).stdout)
+
+    def cleanup(self) -> None:
+        for cid in self.ids:
+            subprocess.run(self.cmd("delete", "--force", cid), capture_output=True, timeout=30)
+
+
+def run_to_files(cmd: list[str], *, timeout: float, stdin=subprocess.DEVNULL, input: str | None = None,
+                 **kw) -> subprocess.CompletedProcess:
+    """Run with stdout/stderr in files, not pipes.
+
+    A detached container inherits the runtime's stdio (pass-through), so with
+    pipes the test would wait for EOF until the container exits.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        if input is not None:
+            p = subprocess.run(cmd, stdout=out, stderr=err, input=input, timeout=timeout, text=True, **kw)
+        else:
+            p = subprocess.run(cmd, stdout=out, stderr=err, stdin=stdin, timeout=timeout, text=True, **kw)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, p.returncode, out.read(), err.read())
+
+
+def _runtime(binary: str, tmp_path: Path, name: str):
+    rt = Runtime(binary, tmp_path / f"{name}-root", name)
+    yield rt
+    rt.cleanup()
+
+
+@pytest.fixture
+def pyrunc(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    yield from _runtime(PYRUNC, tmp_path, "pyrunc")
+
+
+@pytest.fixture
+def runc(tmp_path):
+    if not os.path.exists(RUNC):
+        pytest.skip("runc is not installed")
+    yield from _runtime(RUNC, tmp_path, "runc")
+
+
+@pytest.fixture(params=["pyrunc", "runc"])
+def runtime(request, tmp_path):
+    """Both runtimes, for differential tests: same bundle, same expectations."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    binary = PYRUNC if request.param == "pyrunc" else RUNC
+    if not os.path.exists(binary):
+        pytest.skip(f"{request.param} is not installed")
+    yield from _runtime(binary, tmp_path, request.param)
+
+
+def mounts_snapshot() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return sorted(line.split(" ", 4)[4] for line in f)
