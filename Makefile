@@ -2,7 +2,8 @@
 #   make demo   set everything up and run a demo container with pyrunc
 #   make test   set everything up (with test dependencies) and run the whole suite
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The real interpreter, not a version-manager shim.
+PYTHON ?= $(shell python3 -I -c 'import sys; print(sys.executable)')
 VENV := .venv
 APT_PACKAGES := busybox-static runc jq libseccomp2 strace hyperfine iproute2 procps
 BUILD := build
@@ -37,17 +38,19 @@ $(BUILD)/.apt:
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 	@touch $@
 
 # PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling.
 $(VENV)/.installed: $(VENV)/.created pyproject.toml $(shell find pyrunc -name '*.py')
-	$(VENV)/bin/pip install -q -e . --config-settings editable_mode=compat
+	$(VENV)/bin/python -m pip install -q -e . --config-settings editable_mode=compat
+	@# The console script must run this venv's interpreter (callers exec it with an empty env).
+	@head -1 $(VENV)/bin/pyrunc | grep -qx "#!$(CURDIR)/$(VENV)/bin/python[0-9.]*" || \
+	  { echo "$(VENV)/bin/pyrunc does not point at $(CURDIR)/$(VENV)" >&2; exit 1; }
 	$(VENV)/bin/python -m compileall -q pyrunc $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null || true
 	@touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(VENV)/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 clean:

@@ -3,5 +3,5 @@
 # usage: tests/vm/run.sh [pytest args...]   (needs root; ~10 s boot)
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
-exec /work/shared/vmtest/run-in-vm --cwd "$here" -- \
+exec "$here/../shared/vmtest/run-in-vm" --cwd "$here" -- \
   "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/vm "$@"
