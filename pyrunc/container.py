@@ -33,6 +33,7 @@ class CreateOptions:
         self.rootless = rootless
         self.subreaper = subreaper
         self.detach = detach
+        self.console_master: int | None = None  # set by create for a foreground `run` with a tty
 
 
 class Container:

@@ -29,9 +29,14 @@ def run(argv: list[str], glob) -> int:
     if detach:
         start_or_destroy(c)
         return 0
-    forward_signals(c.pid)
+    forward_signals(c.pid, tty=opts.console_master is not None)
     start_or_destroy(c)
-    status = wait_for(c.pid)
+    if opts.console_master is not None:
+        from ..console import proxy
+
+        status = proxy(opts.console_master, c.pid, lambda: reap_nohang(c.pid))
+    else:
+        status = wait_for(c.pid)
     if not p.opts["keep"]:
         c.dir.lock()
         try:
@@ -55,7 +60,8 @@ def start_or_destroy(c: Container) -> None:
         c.dir.unlock()
 
 
-def forward_signals(pid: int) -> None:
+def forward_signals(pid: int, *, tty: bool = False) -> None:
+    """Every signal we get goes to the init (with a tty, SIGWINCH resizes the pty instead)."""
     def forward(sig, _frame):
         try:
             os.kill(pid, sig)
@@ -63,12 +69,25 @@ def forward_signals(pid: int) -> None:
             pass
 
     for sig in range(1, signal.NSIG):
-        if sig in NOT_FORWARDED:
+        if sig in NOT_FORWARDED or (tty and sig == signal.SIGWINCH):
             continue
         try:
             signal.signal(sig, forward)
         except (OSError, ValueError, RuntimeError):
             pass
+
+
+def reap_nohang(pid: int) -> int | None:
+    """Reap any exited children; the init's shell status once it has exited, else None."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return None if linux.pid_alive(pid, None) else 0
+        if got == 0:
+            return None
+        if got == pid:
+            return linux.waitpid_status(status)
 
 
 def wait_for(pid: int) -> int:

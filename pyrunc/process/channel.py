@@ -7,6 +7,7 @@ small JSON object with a ``type``. The protocol, in order:
     stage1 -> parent   {"type": "pid", "pid": N}      (init's pid in the host pid ns)
     init   -> parent   {"type": "hooks"}              (run prestart + createRuntime now)
     parent -> init     {"type": "hooks_done"}
+    init   -> parent   {"type": "console", "name": P} + the pty master fd (terminal: true)
     init   -> parent   {"type": "ready"}              (all setup done; init waits on the fifo)
     any    -> peer     {"type": "error", "step": S, "message": M}
 
@@ -17,6 +18,7 @@ wait can hang on a dead stage.
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 from ..errors import ChildError
@@ -36,9 +38,13 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, type_: str, **fields) -> None:
+    def send(self, type_: str, *, fds: list[int] | None = None, **fields) -> None:
         fields["type"] = type_
-        self.sock.send(json.dumps(fields).encode())
+        data = json.dumps(fields).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], fds)
+        else:
+            self.sock.send(data)
 
     def send_error(self, step: str, message: str) -> bool:
         """Report a failure; False if the peer (or our own end) is already closed."""
@@ -52,7 +58,7 @@ class Channel:
         """Next message; EOF or garbage from the peer becomes a ChildError."""
         self.sock.settimeout(timeout)
         try:
-            data = self.sock.recv(MAX_MESSAGE)
+            data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
         except TimeoutError:
             raise ChildError("timed out waiting for the container init", step="sync") from None
         if not data:
@@ -62,7 +68,10 @@ class Channel:
             if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
                 raise ValueError
         except ValueError:
+            for fd in fds:
+                os.close(fd)
             raise ChildError("malformed message from the container init", step="sync") from None
+        msg["fds"] = fds
         if msg["type"] == "error":
             raise ChildError(str(msg.get("message", "unknown error")), step=str(msg.get("step", "init")))
         return msg

@@ -21,9 +21,10 @@ import signal
 import stat
 import sys
 
-from .. import linux, namespaces, rootfs
+from .. import console, linux, namespaces, rootfs
 from ..errors import PyruncError
 from ..hooks import run_hooks
+from ..rootfs import resolve
 from ..security import capabilities
 from . import execfifo
 from .channel import Channel
@@ -73,6 +74,8 @@ def stage1(ctx: InitContext) -> None:
         linux.set_pdeathsig(signal.SIGKILL)
         linux.set_dumpable(False)
         close_foreign_fds(ctx)
+        if ctx.process.get("terminal"):
+            detach_stdio()
         ctx.chan.expect("go")
         step = "join namespaces"
         namespaces.join(ctx.join_fds)
@@ -108,6 +111,15 @@ def close_foreign_fds(ctx: InitContext) -> None:
         if fd > low:
             linux.close_range(low, fd - 1)
         low = max(low, fd + 1)
+
+
+def detach_stdio() -> None:
+    """With a terminal, the caller's stdio must not stay open in the container (it would keep
+    containerd or conmon waiting for EOF): /dev/null until the pty slave takes its place."""
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    for target in (0, 1, 2):
+        os.dup2(null, target)
+    os.close(null)
 
 
 def report(chan: Channel, exc: BaseException, step: str) -> bool:
@@ -191,6 +203,29 @@ def finish_rootfs(ctx: InitContext) -> None:
     rootfs.finish_rootfs(masked_paths=ctx.linux.get("maskedPaths") or [],
                          readonly_paths=ctx.linux.get("readonlyPaths") or [],
                          readonly_root=bool((ctx.config.get("root") or {}).get("readonly")))
+
+
+def set_up_console(ctx: InitContext) -> None:
+    """After pivot_root (the pty comes from the container's devpts), before the uid switch."""
+    if not ctx.process.get("terminal"):
+        return
+    user = ctx.process.get("user") or {}
+    master, slave, name = console.open_console(ctx.process.get("consoleSize"), user.get("uid", 0),
+                                               user.get("gid", 0))
+    try:
+        root_fd = resolve.open_root("/")
+        try:
+            target = resolve.create_file_in_root(root_fd, "/dev/console", 0o600)
+            try:
+                rootfs.attach_clone(slave, target)
+            finally:
+                os.close(target)
+        finally:
+            os.close(root_fd)
+        ctx.chan.send("console", name=name, fds=[master])
+    finally:
+        os.close(master)
+    console.make_controlling(slave)
 
 
 def apply_sysctl(ctx: InitContext) -> None:
@@ -428,6 +463,7 @@ STEPS = (
     run_runtime_hooks,
     run_container_hooks,
     pivot_root,
+    set_up_console,
     apply_sysctl,
     set_hostname,
     finish_rootfs,

@@ -39,6 +39,16 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         for name in caps.unknown:
             log.get().warning(f"container {cid}: unknown capability {name!r} skipped")
     join_fds = namespaces.open_join_fds(ns_plan)
+    console_sock = None
+    if opts.console_socket:
+        from ..console import connect_console_socket
+
+        try:
+            console_sock = connect_console_socket(opts.console_socket)
+        except BaseException:
+            for _, fd in join_fds:
+                os.close(fd)
+            raise
 
     sd.reserve()
     mgr = None
@@ -71,7 +81,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         reap(stage1_pid)
         stage1_pid = 0
         record = new_record(cid, config, opts, rootfs, init_pid, mgr)
-        serve_init(parent_chan, config, record)
+        serve_init(parent_chan, config, record, console_sock, opts)
         parent_chan.close()
         sd.save(record)
         if opts.pid_file:
@@ -87,6 +97,8 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
                 e.step = f"create: {e.step}"
         raise
     finally:
+        if console_sock is not None:
+            console_sock.close()
         sd.unlock()
 
 
@@ -117,9 +129,6 @@ def check_supported(config: dict, opts, cid: str) -> None:
     if opts.console_socket and not process.get("terminal"):
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty",
                           step="validate", container=cid)
-    if process.get("terminal"):
-        raise PyruncError("terminals (process.terminal) are not supported yet", step="validate",
-                          container=cid)
     lin = config.get("linux") or {}
     for key in ("uidMappings", "gidMappings", "seccomp", "timeOffsets", "intelRdt", "netDevices",
                 "memoryPolicy", "personality"):
@@ -184,12 +193,27 @@ def new_record(cid: str, config: dict, opts, rootfs: str, pid: int, mgr) -> dict
     }
 
 
-def serve_init(chan: Channel, config: dict, record: dict) -> None:
-    """Answer the init until it reports ready: prestart/createRuntime hooks run here, on the host."""
+def serve_init(chan: Channel, config: dict, record: dict, console_sock, opts) -> None:
+    """Answer the init until it reports ready: hooks run here, on the host; the pty master is
+    passed on to the console socket (or kept for a foreground `run` to proxy)."""
     while True:
         msg = chan.recv()
         if msg["type"] == "ready":
             return
+        if msg["type"] == "console":
+            if not msg["fds"]:
+                raise ChildError("console message without the pty master", step="sync")
+            master = msg["fds"][0]
+            if console_sock is not None:
+                from ..console import send_master
+
+                try:
+                    send_master(console_sock, master, str(msg.get("name", "")))
+                finally:
+                    os.close(master)
+            else:
+                opts.console_master = master
+            continue
         if msg["type"] == "hooks":
             state = {"ociVersion": record["ociVersion"], "id": record["id"], "status": "creating",
                      "pid": record["pid"], "bundle": record["bundle"]}

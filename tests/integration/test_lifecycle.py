@@ -188,10 +188,14 @@ def test_no_process_left_and_mounts_unchanged(pyrunc, bundle):
     for i in range(3):
         pyrunc("run", f"c{i}", bundle=bundle, check=True)
     assert mounts_snapshot() == before
-    ps = subprocess.run(["ps", "-eo", "stat,comm"], capture_output=True, text=True).stdout
-    # Zombies are fine: the host's PID 1 reaps orphaned inits of earlier tests in its own time.
-    live = [line for line in ps.splitlines() if not line.lstrip().startswith("Z")]
-    assert not [line for line in live if "pyrunc:[" in line]
+    # No process of ours survives: none is still in (or named after) this bundle's cgroup.
+    tag = bundle.config["linux"]["cgroupsPath"]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                assert tag not in f.read(), f"process {pid} left in the container's cgroup"
+        except FileNotFoundError:
+            pass
 
 
 def test_log_format_json_records_errors(pyrunc, bundle, tmp_path):
