@@ -23,6 +23,7 @@ COMMANDS = {
     "delete": "delete any resources held by the container often used with detached container",
     "list": "lists containers started by pyrunc with the given root",
     "spec": "create a new specification file",
+    "exec": "execute new process inside the container",
 }
 
 GLOBAL = [

@@ -54,14 +54,16 @@ class Channel:
             return False
         return True
 
-    def recv(self, timeout: float | None = None) -> dict:
-        """Next message; EOF or garbage from the peer becomes a ChildError."""
+    def recv(self, timeout: float | None = None, *, eof_ok: bool = False) -> dict | None:
+        """Next message; EOF (None if ``eof_ok``) or garbage from the peer becomes a ChildError."""
         self.sock.settimeout(timeout)
         try:
             data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
         except TimeoutError:
             raise ChildError("timed out waiting for the container init", step="sync") from None
         if not data:
+            if eof_ok:
+                return None
             raise ChildError("container init exited before reporting", step="sync")
         try:
             msg = json.loads(data)

@@ -1,0 +1,184 @@
+"""`pyrunc exec [options] <id> <command> [args...]` or `pyrunc exec -p process.json <id>`.
+
+Without --process the container's own process is the template (env, user,
+capabilities, rlimits ...) and the flags adjust it, as runc does; with it the
+JSON file is the whole process and only --detach/--pid-file/--console-socket
+apply. Setup failures exit 255 (runc); otherwise the exit status is the
+process's own (foreground) or 0 (--detach).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+from ..container import Container
+from ..errors import PyruncError, UsageError, WrongStatus
+from .args import Opt, parse
+
+EXEC_OPTS = [
+    Opt("console-socket", True, default=None),
+    Opt("pidfd-socket", True, default=None),
+    Opt("cwd", True, default=None),
+    Opt("env", True, "e", multi=True),
+    Opt("tty", short="t"),
+    Opt("user", True, "u", default=None),
+    Opt("additional-gids", True, "g", multi=True),
+    Opt("process", True, "p", default=None),
+    Opt("detach", short="d"),
+    Opt("pid-file", True, default=None),
+    Opt("process-label", True, default=None),
+    Opt("apparmor", True, default=None),
+    Opt("no-new-privs"),
+    Opt("cap", True, "c", multi=True),
+    Opt("preserve-fds", True, default="0"),
+    Opt("cgroup", True, multi=True),
+    Opt("ignore-paused"),
+]
+
+
+class ExecFailed(PyruncError):
+    """Any setup failure of exec: runc exits 255 for these."""
+
+    exit_code = 255
+
+
+def parse_user(text: str) -> tuple[int, int | None]:
+    """`uid` or `uid:gid`, decimal only (a lax parser once turned `-u 1` into root)."""
+    uid_s, sep, gid_s = text.partition(":")
+    try:
+        uid = _id(uid_s)
+        gid = _id(gid_s) if sep else None
+    except ValueError:
+        raise UsageError(f"invalid --user {text!r}: want UID[:GID] in decimal", step="exec") from None
+    return uid, gid
+
+
+def _id(s: str) -> int:
+    if not s.isdigit() or not s.isascii():
+        raise ValueError(s)
+    v = int(s)
+    if v >= 0xFFFFFFFF:
+        raise ValueError(s)
+    return v
+
+
+def build_process(opts: dict, args: list[str], config: dict) -> dict:
+    if opts["process"]:
+        try:
+            with open(opts["process"], "rb") as f:
+                process = json.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"read process file {opts['process']}: {e}", step="exec") from None
+        if not isinstance(process, dict):
+            raise UsageError("process file must hold a JSON object", step="exec")
+    else:
+        if not args:
+            raise UsageError("exec: args must not be empty", step="exec")
+        process = copy.deepcopy(config.get("process") or {})
+        process["args"] = list(args)
+        process["terminal"] = bool(opts["tty"])
+        process.pop("consoleSize", None)
+        if opts["env"]:
+            process["env"] = list(process.get("env") or []) + opts["env"]
+        if opts["cwd"]:
+            process["cwd"] = opts["cwd"]
+        user = dict(process.get("user") or {})
+        if opts["user"] is not None:
+            uid, gid = parse_user(opts["user"])
+            user["uid"] = uid
+            user["gid"] = gid if gid is not None else 0
+        if opts["additional_gids"]:
+            try:
+                user["additionalGids"] = [_id(g) for g in opts["additional_gids"]]
+            except ValueError:
+                raise UsageError("invalid --additional-gids", step="exec") from None
+        process["user"] = user
+        if opts["no_new_privs"]:
+            process["noNewPrivileges"] = True
+        if opts["cap"]:
+            caps = copy.deepcopy(process.get("capabilities") or {})
+            for which in ("bounding", "effective", "permitted"):
+                have = caps.setdefault(which, [])
+                have.extend(c for c in opts["cap"] if c not in have)
+            process["capabilities"] = caps
+    if not process.get("args"):
+        raise UsageError("args must not be empty", step="exec")
+    cwd = process.get("cwd")
+    if cwd is None or cwd == "":
+        raise UsageError("Cwd property must not be empty", step="exec")
+    if not cwd.startswith("/"):
+        raise UsageError("Cwd must be an absolute path", step="exec")
+    for key in ("apparmorProfile", "selinuxLabel", "scheduler", "ioPriority", "execCPUAffinity"):
+        if process.get(key):
+            raise UsageError(f"process.{key} is not supported yet", step="exec")
+    if opts["apparmor"] or opts["process_label"]:
+        raise UsageError("--apparmor and --process-label are not supported yet", step="exec")
+    if opts["cgroup"]:
+        raise UsageError("--cgroup is not supported yet", step="exec")
+    return process
+
+
+def run(argv: list[str], glob) -> int:
+    p = parse(argv, EXEC_OPTS, stop_at_positional=True, command="exec")
+    if not p.args:
+        raise UsageError('"exec" requires a minimum of 1 argument', step="exec")
+    cid, payload = p.args[0], p.args[1:]
+    opts = p.opts
+    try:
+        preserve = int(opts["preserve_fds"])
+    except ValueError:
+        raise UsageError(f"invalid --preserve-fds {opts['preserve_fds']!r}", step="exec") from None
+    pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
+    c = Container.load(glob.root, cid, lock=False)
+    try:
+        return execute(c, opts, payload, preserve, pid_file)
+    except PyruncError as e:
+        raise ExecFailed(e.cause, step=f"exec: {e.step}" if e.step and e.step != "exec" else "exec",
+                         container=cid) from None
+
+
+def execute(c: Container, opts: dict, payload: list[str], preserve: int, pid_file: str | None) -> int:
+    status = c.status()
+    if status == "stopped":
+        raise WrongStatus("cannot exec in a stopped container", status=status, op="exec")
+    if status == "paused" and not opts["ignore_paused"]:
+        raise WrongStatus("cannot exec in a paused container (use --ignore-paused to override)",
+                          status=status, op="exec")
+    config = c.st.get("config") or {}
+    process = build_process(opts, payload, config)
+    terminal = bool(process.get("terminal"))
+    detach = opts["detach"]
+    if terminal and detach and not opts["console_socket"]:
+        raise UsageError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if opts["console_socket"] and not terminal:
+        raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
+    sock = None
+    if opts["console_socket"]:
+        from ..console import connect_console_socket
+
+        sock = connect_console_socket(opts["console_socket"])
+    from ..process.tenant import spawn
+
+    try:
+        pid, master = spawn(c.id, c.pid, c.st.get("start_time"), config, process, c.cgroup,
+                            preserve_fds=preserve, console_sock=sock, subreaper=not detach)
+    finally:
+        if sock is not None:
+            sock.close()
+    if pid_file:
+        from ..state import write_pid_file
+
+        write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    from .run import forward_signals, reap_nohang, wait_for
+
+    forward_signals(pid, tty=master is not None)
+    if master is not None:
+        from ..console import proxy
+
+        return proxy(master, pid, lambda: reap_nohang(pid))
+    return wait_for(pid)
+

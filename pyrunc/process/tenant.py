@@ -1,0 +1,182 @@
+"""`exec`: a new process that joins a running container.
+
+The parent (pyrunc exec) opens the init's namespaces after re-checking the
+init's start time, forks a joiner, moves it into the container's cgroup and
+lets it go. The joiner makes itself non-dumpable, joins every namespace
+(mount last, so host paths stay reachable until then) and forks once more so
+its child lands in the container's pid namespace; that child runs
+TENANT_STEPS and execs. The channel is close-on-exec: after the "exec"
+message, end-of-file means the program now runs; an error message means the
+execve failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from .. import linux, namespaces
+from ..errors import PyruncError
+from . import init as steps
+from .channel import Channel
+from .init import InitContext, close_foreign_fds, report
+
+PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+           "user": "user", "cgroup": "cgroup", "time": "time"}
+JOIN_ORDER = ("ipc", "uts", "network", "cgroup", "time", "pid", "mount")
+
+
+def open_container_namespaces(pid: int, config: dict) -> list[tuple[str, int]]:
+    """fds of the init's namespaces for every type the container has, in joining order."""
+    kinds = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
+    fds: list[tuple[str, int]] = []
+    try:
+        for kind in JOIN_ORDER:
+            if kind in kinds:
+                fds.append((kind, os.open(f"/proc/{pid}/ns/{PROC_NS[kind]}", os.O_RDONLY | os.O_CLOEXEC)))
+    except OSError as e:
+        for _, fd in fds:
+            os.close(fd)
+        raise PyruncError(f"open namespaces of the container init: {e.strerror}", step="exec") from None
+    return fds
+
+
+def joiner(ctx: InitContext) -> None:
+    """Child of `pyrunc exec`: join the namespaces, fork the process into the pid ns, exit."""
+    step = "join namespaces"
+    try:
+        linux.set_name("pyrunc:[1:EXEC]")
+        linux.set_pdeathsig(signal.SIGKILL)
+        linux.set_dumpable(False)
+        close_foreign_fds(ctx)
+        ctx.chan.expect("go")
+        namespaces.join(ctx.join_fds)
+        for _, fd in ctx.join_fds:
+            os.close(fd)
+        step = "fork"
+        pid = os.fork()
+        if pid == 0:
+            tenant_main(ctx)
+        ctx.chan.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
+        report(ctx.chan, e, step)
+        os._exit(1)
+
+
+def tenant_main(ctx: InitContext) -> None:
+    linux.set_name("pyrunc:[2:EXEC]")
+    step = "exec"
+    try:
+        for fn in TENANT_STEPS:
+            step = fn.__name__
+            fn(ctx)
+    except BaseException as e:  # noqa: BLE001
+        report(ctx.chan, e, step)
+        os._exit(255)
+    os._exit(255)
+
+
+def set_up_exec_console(ctx: InitContext) -> None:
+    """A new session and a pty of the container's devpts, when the process asks for a terminal."""
+    if not ctx.process.get("terminal"):
+        return
+    from .. import console
+
+    os.setsid()
+    user = ctx.process.get("user") or {}
+    master, slave, name = console.open_console(ctx.process.get("consoleSize"), user.get("uid", 0),
+                                               user.get("gid", 0))
+    try:
+        ctx.chan.send("console", name=name, fds=[master])
+    finally:
+        os.close(master)
+    console.make_controlling(slave)
+
+
+def announce_exec(ctx: InitContext) -> None:
+    """Everything is set: the next thing the parent hears is end-of-file (success) or an error."""
+    ctx.chan.send("exec")
+
+
+TENANT_STEPS = (
+    set_up_exec_console,
+    steps.set_rlimits,
+    steps.set_oom_score_adj,
+    steps.change_directory,
+    steps.prepare_environment,
+    steps.look_up_executable,
+    steps.drop_bounding_set,
+    steps.switch_user,
+    steps.set_capabilities,
+    steps.set_no_new_privileges,
+    announce_exec,
+    steps.exec_process,
+)
+
+
+def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dict, cgroup,
+          *, preserve_fds: int = 0, console_sock=None, subreaper: bool = False) -> tuple[int, int | None]:
+    """Start `process` in the container; return (its host pid, pty master or None)."""
+    from ..security import capabilities
+
+    caps = capabilities.plan(process.get("capabilities"))
+    join_fds = open_container_namespaces(pid, config)
+    if not linux.pid_alive(pid, start_time):  # checked after opening: the fds are the right ones
+        for _, fd in join_fds:
+            os.close(fd)
+        raise PyruncError("cannot exec in a stopped container", step="exec", container=cid)
+    parent_chan, child_chan = Channel.pair()
+    ctx = InitContext(cid=cid, config=config, bundle="", rootfs_path="/", chan=child_chan, fifo_fd=-1,
+                      ns_plan=namespaces.Plan([]), join_fds=join_fds, caps=caps, no_pivot=False,
+                      no_new_keyring=True, preserve_fds=preserve_fds)
+    ctx.process = process
+    if subreaper:
+        linux.set_child_subreaper()
+    joiner_pid = os.fork()
+    if joiner_pid == 0:
+        parent_chan.close()
+        joiner(ctx)
+    child_chan.close()
+    for _, fd in join_fds:
+        os.close(fd)
+    master = None
+    child = 0
+    try:
+        if cgroup is not None:
+            cgroup.apply(joiner_pid)
+        parent_chan.send("go")
+        child = parent_chan.expect("pid")["pid"]
+        os.waitpid(joiner_pid, 0)
+        joiner_pid = 0
+        while True:
+            msg = parent_chan.recv()
+            if msg["type"] == "console":
+                master = msg["fds"][0] if msg["fds"] else None
+                if console_sock is not None and master is not None:
+                    from ..console import send_master
+
+                    try:
+                        send_master(console_sock, master, str(msg.get("name", "")))
+                    finally:
+                        os.close(master)
+                        master = None
+                continue
+            if msg["type"] == "exec":
+                break
+        parent_chan.recv(eof_ok=True)  # EOF: the program runs; an error: execve failed
+    except BaseException:
+        for p in (joiner_pid, child):
+            if p:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if joiner_pid:
+            os.waitpid(joiner_pid, 0)
+        if master is not None:
+            os.close(master)
+        raise
+    finally:
+        parent_chan.close()
+    return child, master
