@@ -24,6 +24,7 @@ COMMANDS = {
     "list": "lists containers started by pyrunc with the given root",
     "spec": "create a new specification file",
     "exec": "execute new process inside the container",
+    "features": "show the enabled features",
 }
 
 GLOBAL = [

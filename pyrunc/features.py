@@ -1,0 +1,47 @@
+"""What this build of pyrunc supports, as the `features` document (features.md) says it.
+
+Every entry is derived from the code that implements it (the option tables,
+the capability list, the namespace table), so the document cannot drift from
+what pyrunc does; tests/integration/test_features.py exercises each item.
+"""
+
+from __future__ import annotations
+
+from . import OCI_VERSION, __version__
+
+NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "uts"]
+SECCOMP_ENABLED = False
+
+
+def document() -> dict:
+    from .cgroups import detect
+    from .hooks import PHASES
+    from .rootfs import options
+    from .security.capabilities import NAMES, last_cap
+
+    try:
+        mode = detect.detect().mode
+    except Exception:  # noqa: BLE001 - an odd host still gets a document
+        mode = "unknown"
+    # "remount" only means something on an existing mount, so it is not offered on its own.
+    mount_options = sorted((set(options.FLAGS) | set(options.PROPAGATION) | set(options.RECURSIVE)
+                            | {"ro", "rw"}) - {"remount"})
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(PHASES),
+        "mountOptions": mount_options,
+        "linux": {
+            "namespaces": list(NAMESPACES),
+            "capabilities": ["CAP_" + n for n in NAMES[: last_cap() + 1]],
+            "cgroup": {"v1": mode in ("v1", "hybrid"), "v2": mode in ("v2", "hybrid"),
+                       "systemd": False, "systemdUser": False, "rdma": True},
+            "seccomp": {"enabled": SECCOMP_ENABLED},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": False},
+        },
+        "annotations": {"org.opencontainers.pyrunc.version": __version__},
+    }
