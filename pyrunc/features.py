@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import OCI_VERSION, __version__
 
-NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "uts"]
+NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 SECCOMP_ENABLED = False
 
 

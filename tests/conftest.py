@@ -187,3 +187,21 @@ def runtime(request, tmp_path):
 def mounts_snapshot() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return sorted(line.split(" ", 4)[4] for line in f)
+
+
+def _dev_null_identity() -> tuple:
+    st = os.stat("/dev/null")
+    return (st.st_ino, st.st_mode, st.st_rdev, st.st_uid, st.st_gid)
+
+
+@pytest.fixture(autouse=True)
+def host_dev_null_untouched():
+    """The host's /dev/null must come out of every test exactly as it went in.
+
+    A runtime that follows a rootfs symlink out of the container (or chowns
+    stdio) changes it; this catches the test that did it.
+    """
+    before = _dev_null_identity()
+    yield
+    after = _dev_null_identity()
+    assert after == before, f"host /dev/null changed: {before} -> {after}"

@@ -81,12 +81,19 @@ def stage1(ctx: InitContext) -> None:
         namespaces.join(ctx.join_fds)
         for _, fd in ctx.join_fds:
             os.close(fd)
+        if ctx.ns.creates("user"):
+            step = "create user namespace"
+            create_user_namespace(ctx)
         step = "create namespaces"
-        if ctx.ns.new_flags:
+        rest = ctx.ns.new_flags & ~linux.CLONE_NEWUSER
+        if rest:
             try:
-                linux.unshare(ctx.ns.new_flags)
+                linux.unshare(rest)
             except OSError as e:
                 raise PyruncError(f"unshare: {e.strerror}", step=step) from None
+        if ctx.ns.creates("time"):
+            step = "set time offsets"
+            set_time_offsets(ctx)
         step = "fork init"
         pid = os.fork()
         if pid == 0:
@@ -96,6 +103,44 @@ def stage1(ctx: InitContext) -> None:
     except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
         report(ctx.chan, e, step)
         os._exit(1)
+
+
+def create_user_namespace(ctx: InitContext) -> None:
+    """First of the new namespaces: its credentials own every later one.
+
+    The parent writes our uid_map/gid_map from outside (only a process in
+    the parent namespace may); then we become root of the new namespace.
+    """
+    try:
+        linux.unshare(linux.CLONE_NEWUSER)
+    except OSError as e:
+        raise PyruncError(f"unshare user namespace: {e.strerror}", step="create user namespace") from None
+    ctx.chan.send("userns")
+    ctx.chan.expect("userns_done")
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def set_time_offsets(ctx: InitContext) -> None:
+    """Offsets can only be written before any process lives in the new time namespace."""
+    lines = []
+    for clock, off in (ctx.linux.get("timeOffsets") or {}).items():
+        lines.append(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
+    if not lines:
+        return
+    # Non-dumpable /proc/self files belong to the host's root, which a new user namespace's
+    # root is not: be dumpable just for this write (no process runs in the container yet).
+    linux.set_dumpable(True)
+    try:
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, "".join(lines).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise PyruncError(f"write timens_offsets: {e.strerror}", step="set time offsets") from None
+    finally:
+        linux.set_dumpable(False)
 
 
 def close_foreign_fds(ctx: InitContext) -> None:

@@ -77,7 +77,14 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             mgr.apply(stage1_pid)
             mgr.set(cgroup_resources(config))
         parent_chan.send("go")
-        init_pid = parent_chan.expect("pid")["pid"]
+        msg = parent_chan.recv()
+        if msg["type"] == "userns":
+            write_id_mappings(stage1_pid, config)
+            parent_chan.send("userns_done")
+            msg = parent_chan.recv()
+        if msg["type"] != "pid":
+            raise ChildError(f"expected 'pid' from stage 1, got {msg['type']!r}", step="sync")
+        init_pid = msg["pid"]
         reap(stage1_pid)
         stage1_pid = 0
         record = new_record(cid, config, opts, rootfs, init_pid, mgr)
@@ -130,14 +137,9 @@ def check_supported(config: dict, opts, cid: str) -> None:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty",
                           step="validate", container=cid)
     lin = config.get("linux") or {}
-    for key in ("uidMappings", "gidMappings", "seccomp", "timeOffsets", "intelRdt", "netDevices",
-                "memoryPolicy", "personality"):
+    for key in ("seccomp", "intelRdt", "netDevices", "memoryPolicy", "personality"):
         if lin.get(key):
             raise PyruncError(f"linux.{key} is not supported yet", step="validate", container=cid)
-    for ns in lin.get("namespaces") or []:
-        if ns.get("type") in ("user", "time"):
-            raise PyruncError(f"{ns['type']} namespaces are not supported yet", step="validate",
-                              container=cid)
     for key in ("apparmorProfile", "selinuxLabel", "scheduler", "ioPriority", "execCPUAffinity"):
         if process.get(key):
             raise PyruncError(f"process.{key} is not supported yet", step="validate", container=cid)
@@ -151,6 +153,22 @@ def make_cgroup(config: dict, cid: str, opts):
                          rootless=opts.rootless == "true")
     mgr.create()
     return mgr
+
+
+def write_id_mappings(pid: int, config: dict) -> None:
+    """uid_map and gid_map of a new user namespace, written from outside (we are its parent ns)."""
+    lin = config.get("linux") or {}
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in lin.get(key) or [])
+        try:
+            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise PyruncError(f"write {name} ({text.strip()!r}): {e.strerror}",
+                              step="create user namespace") from None
 
 
 def cgroup_resources(config: dict) -> dict:

@@ -23,7 +23,7 @@ from .init import InitContext, close_foreign_fds, report
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
            "user": "user", "cgroup": "cgroup", "time": "time"}
-JOIN_ORDER = ("ipc", "uts", "network", "cgroup", "time", "pid", "mount")
+JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
 
 
 def open_container_namespaces(pid: int, config: dict) -> list[tuple[str, int]]:
