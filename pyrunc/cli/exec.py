@@ -110,11 +110,15 @@ def build_process(opts: dict, args: list[str], config: dict) -> dict:
         raise UsageError("Cwd property must not be empty", step="exec")
     if not cwd.startswith("/"):
         raise UsageError("Cwd must be an absolute path", step="exec")
-    for key in ("apparmorProfile", "selinuxLabel", "scheduler", "ioPriority", "execCPUAffinity"):
-        if process.get(key):
-            raise UsageError(f"process.{key} is not supported yet", step="exec")
-    if opts["apparmor"] or opts["process_label"]:
-        raise UsageError("--apparmor and --process-label are not supported yet", step="exec")
+    if opts["apparmor"]:
+        process["apparmorProfile"] = opts["apparmor"]
+    if opts["process_label"]:
+        process["selinuxLabel"] = opts["process_label"]
+    from .. import scheduling
+    from ..security import lsm
+
+    scheduling.check({"process": process})
+    lsm.check(process, {})
     if opts["cgroup"]:
         raise UsageError("--cgroup is not supported yet", step="exec")
     return process

@@ -221,3 +221,44 @@ def waitpid_status(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+SYS_ioprio_set = 251
+SYS_set_mempolicy = 238
+SYS_sched_setattr = 314
+SYS_personality = 135
+IOPRIO_WHO_PROCESS = 1
+
+
+def personality(persona: int) -> None:
+    syscall(SYS_personality, ctypes.c_ulong(persona), what="personality")
+
+
+def ioprio_set(klass: int, level: int) -> None:
+    syscall(SYS_ioprio_set, ctypes.c_int(IOPRIO_WHO_PROCESS), ctypes.c_int(0),
+            ctypes.c_int((klass << 13) | level), what="ioprio_set")
+
+
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
+                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
+                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
+                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64)]
+
+
+def sched_setattr(policy: int, *, flags: int = 0, nice: int = 0, priority: int = 0, runtime: int = 0,
+                  deadline: int = 0, period: int = 0) -> None:
+    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
+    syscall(SYS_sched_setattr, ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0),
+            what="sched_setattr")
+
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """mode includes the MPOL_F_* flags; nodes is the node list (empty for MPOL_DEFAULT/LOCAL)."""
+    maxnode = (max(nodes) + 1) if nodes else 0
+    words = (maxnode + 63) // 64 or 1
+    mask = (ctypes.c_ulong * words)()
+    for n in nodes:
+        mask[n // 64] |= 1 << (n % 64)
+    syscall(SYS_set_mempolicy, ctypes.c_int(mode), mask if nodes else None,
+            ctypes.c_ulong(maxnode + 1 if nodes else 0), what="set_mempolicy")

@@ -21,11 +21,11 @@ import signal
 import stat
 import sys
 
-from .. import console, linux, namespaces, rootfs
+from .. import console, linux, namespaces, rootfs, scheduling
 from ..errors import PyruncError
 from ..hooks import run_hooks
 from ..rootfs import resolve
-from ..security import capabilities
+from ..security import capabilities, lsm
 from . import execfifo
 from .channel import Channel
 
@@ -76,6 +76,9 @@ def stage1(ctx: InitContext) -> None:
         close_foreign_fds(ctx)
         if ctx.process.get("terminal"):
             detach_stdio()
+        initial = (ctx.process.get("execCPUAffinity") or {}).get("initial")
+        if initial:  # before the parent moves us into the container's cgroup
+            scheduling.apply_affinity(initial, "initial")
         ctx.chan.expect("go")
         step = "join namespaces"
         namespaces.join(ctx.join_fds)
@@ -322,6 +325,16 @@ def set_oom_score_adj(ctx: InitContext) -> None:
         raise PyruncError(f"set oom_score_adj {adj}: {e.strerror}", step="set_oom_score_adj") from None
 
 
+def set_scheduling(ctx: InitContext) -> None:
+    """Scheduler, I/O priority and memory policy while still privileged (RT needs CAP_SYS_NICE)."""
+    if ctx.process.get("scheduler"):
+        scheduling.apply_scheduler(ctx.process["scheduler"])
+    if ctx.process.get("ioPriority"):
+        scheduling.apply_io_priority(ctx.process["ioPriority"])
+    if ctx.linux.get("memoryPolicy"):
+        scheduling.apply_memory_policy(ctx.linux["memoryPolicy"])
+
+
 def join_session_keyring(ctx: InitContext) -> None:
     """A private session keyring per container (best effort: kernels may lack keyctl)."""
     if ctx.no_new_keyring:
@@ -443,6 +456,24 @@ def set_no_new_privileges(ctx: InitContext) -> None:
         linux.set_no_new_privs()
 
 
+def apply_lsm_labels(ctx: InitContext) -> None:
+    """AppArmor/SELinux exec labels: they take effect at execve."""
+    lsm.apply_exec_labels(ctx.process)
+
+
+def set_personality(ctx: InitContext) -> None:
+    """The execution domain (e.g. LINUX32: `uname -m` says i686) the program will see."""
+    if ctx.linux.get("personality"):
+        scheduling.apply_personality(ctx.linux["personality"])
+
+
+def set_final_cpu_affinity(ctx: InitContext) -> None:
+    """execCPUAffinity.final: the CPUs the program itself starts on."""
+    final = (ctx.process.get("execCPUAffinity") or {}).get("final")
+    if final:
+        scheduling.apply_affinity(final, "final")
+
+
 def report_ready(ctx: InitContext) -> None:
     """Tell the parent all setup is done; it records the state and exits."""
     ctx.chan.send("ready")
@@ -514,6 +545,7 @@ STEPS = (
     finish_rootfs,
     set_rlimits,
     set_oom_score_adj,
+    set_scheduling,
     join_session_keyring,
     change_directory,
     prepare_environment,
@@ -522,8 +554,11 @@ STEPS = (
     switch_user,
     set_capabilities,
     set_no_new_privileges,
+    apply_lsm_labels,
+    set_personality,
     report_ready,
     wait_for_start,
     run_start_hooks,
+    set_final_cpu_affinity,
     exec_process,
 )

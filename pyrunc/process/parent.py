@@ -85,6 +85,10 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         if msg["type"] != "pid":
             raise ChildError(f"expected 'pid' from stage 1, got {msg['type']!r}", step="sync")
         init_pid = msg["pid"]
+        if (config.get("linux") or {}).get("netDevices"):
+            from ..netdevices import move_devices
+
+            move_devices(init_pid, config["linux"]["netDevices"])
         reap(stage1_pid)
         stage1_pid = 0
         record = new_record(cid, config, opts, rootfs, init_pid, mgr)
@@ -137,12 +141,21 @@ def check_supported(config: dict, opts, cid: str) -> None:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty",
                           step="validate", container=cid)
     lin = config.get("linux") or {}
-    for key in ("seccomp", "intelRdt", "netDevices", "memoryPolicy", "personality"):
+    if lin.get("netDevices") and not any(ns.get("type") == "network" and not ns.get("path")
+                                         for ns in lin.get("namespaces") or []):
+        raise PyruncError("linux.netDevices needs a new network namespace", step="validate", container=cid)
+    for key in ("seccomp", "intelRdt"):
         if lin.get(key):
             raise PyruncError(f"linux.{key} is not supported yet", step="validate", container=cid)
-    for key in ("apparmorProfile", "selinuxLabel", "scheduler", "ioPriority", "execCPUAffinity"):
-        if process.get(key):
-            raise PyruncError(f"process.{key} is not supported yet", step="validate", container=cid)
+    from .. import scheduling
+    from ..security import lsm
+
+    try:
+        scheduling.check(config)
+        lsm.check(process, lin)
+    except PyruncError as e:
+        e.container = cid
+        raise
 
 
 def make_cgroup(config: dict, cid: str, opts):

@@ -103,6 +103,7 @@ TENANT_STEPS = (
     set_up_exec_console,
     steps.set_rlimits,
     steps.set_oom_score_adj,
+    steps.set_scheduling,
     steps.change_directory,
     steps.prepare_environment,
     steps.look_up_executable,
@@ -110,6 +111,9 @@ TENANT_STEPS = (
     steps.switch_user,
     steps.set_capabilities,
     steps.set_no_new_privileges,
+    steps.apply_lsm_labels,
+    steps.set_personality,
+    steps.set_final_cpu_affinity,
     announce_exec,
     steps.exec_process,
 )

@@ -1,0 +1,67 @@
+"""AppArmor and SELinux: detect whether the host enforces them, apply exec labels if so.
+
+A label asked for on a host whose LSM is off is an error naming the LSM
+(runc does the same), never a silently unconfined container.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import PyruncError
+
+
+def apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def selinux_enabled() -> bool:
+    try:
+        return os.statvfs("/sys/fs/selinux").f_blocks >= 0 and os.path.exists("/sys/fs/selinux/enforce")
+    except OSError:
+        return False
+
+
+def check(process: dict, lin: dict) -> None:
+    if process.get("apparmorProfile") and not apparmor_enabled():
+        raise PyruncError(f"apparmor profile {process['apparmorProfile']!r} requested but AppArmor is "
+                          "not enabled on this host", step="validate")
+    if process.get("selinuxLabel") and not selinux_enabled():
+        raise PyruncError(f"selinux label {process['selinuxLabel']!r} requested but SELinux is not "
+                          "enabled on this host", step="validate")
+    if lin.get("mountLabel") and not selinux_enabled():
+        raise PyruncError(f"mount label {lin['mountLabel']!r} requested but SELinux is not enabled "
+                          "on this host", step="validate")
+
+
+def apply_exec_labels(process: dict) -> None:
+    """Labels take effect at execve; written just before it, through /proc/thread-self."""
+    profile = process.get("apparmorProfile")
+    if profile:
+        _write_attr(["/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"],
+                    f"exec {profile}", "apparmor")
+    label = process.get("selinuxLabel")
+    if label:
+        _write_attr(["/proc/thread-self/attr/exec"], label, "selinux")
+
+
+def _write_attr(paths: list[str], value: str, lsm: str) -> None:
+    last = None
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError as e:
+            last = e
+            continue
+        try:
+            os.write(fd, value.encode())
+            return
+        except OSError as e:
+            raise PyruncError(f"set {lsm} exec label {value!r}: {e.strerror}", step="apply_lsm_labels") from None
+        finally:
+            os.close(fd)
+    raise PyruncError(f"set {lsm} exec label: {last}", step="apply_lsm_labels")
