@@ -144,9 +144,13 @@ def check_supported(config: dict, opts, cid: str) -> None:
     if lin.get("netDevices") and not any(ns.get("type") == "network" and not ns.get("path")
                                          for ns in lin.get("namespaces") or []):
         raise PyruncError("linux.netDevices needs a new network namespace", step="validate", container=cid)
-    for key in ("seccomp", "intelRdt"):
-        if lin.get(key):
-            raise PyruncError(f"linux.{key} is not supported yet", step="validate", container=cid)
+    if lin.get("intelRdt"):
+        if not os.path.exists("/sys/fs/resctrl/schemata"):
+            raise PyruncError("linux.intelRdt requested but resctrl is not mounted at /sys/fs/resctrl "
+                              "(no Intel RDT on this host)", step="validate", container=cid)
+        raise PyruncError("linux.intelRdt is not supported yet", step="validate", container=cid)
+    if lin.get("seccomp"):
+        raise PyruncError("linux.seccomp is not supported yet", step="validate", container=cid)
     from .. import scheduling
     from ..security import lsm
 

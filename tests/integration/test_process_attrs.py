@@ -98,3 +98,11 @@ def test_net_device_missing_is_an_error(pyrunc, bundle):
     p = pyrunc("create", "n2", bundle=bundle)
     assert p.returncode == 1 and "nonexistent9" in p.stderr
     assert not (pyrunc.root / "n2").exists()
+
+
+def test_intel_rdt_without_resctrl_is_a_clear_error(pyrunc, bundle):
+    if os.path.exists("/sys/fs/resctrl/schemata"):
+        pytest.skip("resctrl is mounted here")
+    bundle.config["linux"]["intelRdt"] = {"closID": "c1", "l3CacheSchema": "L3:0=f"}
+    p = pyrunc("create", "r1", bundle=bundle)
+    assert p.returncode == 1 and "resctrl" in p.stderr
