@@ -10,13 +10,13 @@ from __future__ import annotations
 from . import OCI_VERSION, __version__
 
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
-SECCOMP_ENABLED = False
 
 
 def document() -> dict:
     from .cgroups import detect
     from .hooks import PHASES
     from .rootfs import options
+    from .security import seccomp
     from .security.capabilities import NAMES, last_cap
 
     try:
@@ -36,7 +36,9 @@ def document() -> dict:
             "capabilities": ["CAP_" + n for n in NAMES[: last_cap() + 1]],
             "cgroup": {"v1": mode in ("v1", "hybrid"), "v2": mode in ("v2", "hybrid"),
                        "systemd": False, "systemdUser": False, "rdma": True},
-            "seccomp": {"enabled": SECCOMP_ENABLED},
+            "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS),
+                        "operators": sorted(seccomp.OPERATORS), "archs": sorted(seccomp.ARCHES),
+                        "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(seccomp.FLAGS)},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

@@ -60,6 +60,7 @@ class InitContext:
         self.preserve_fds = preserve_fds
         self.executable: str | None = None
         self.start_fd: int | None = None
+        self.seccomp = None  # a CompiledFilter, compiled by the parent before forking
         self.env: dict[str, str] = {}
 
 
@@ -421,6 +422,29 @@ def look_up_executable(ctx: InitContext) -> None:
     raise PyruncError(f'exec: "{name}": executable file not found in $PATH', step="look_up_executable")
 
 
+def load_seccomp(ctx: InitContext) -> None:
+    """Install the filter now, unless it can wait until just before execve.
+
+    Without noNewPrivileges loading needs CAP_SYS_ADMIN, so it has to happen
+    before the capabilities are dropped (runc's order); a notify filter must be
+    loaded while the parent can still pass its listener on. Otherwise
+    exec_process loads it as the very last thing.
+    """
+    flt = ctx.seccomp
+    if flt is None or (ctx.process.get("noNewPrivileges") and not flt.needs_notify):
+        return
+    if flt.needs_notify and ctx.process.get("noNewPrivileges"):
+        linux.set_no_new_privs()
+    listener = flt.load()
+    ctx.seccomp = None
+    if listener is not None:
+        try:
+            ctx.chan.send("seccomp", fds=[listener])
+        finally:
+            os.close(listener)
+        ctx.chan.expect("seccomp_done")
+
+
 def drop_bounding_set(ctx: InitContext) -> None:
     """Needs CAP_SETPCAP, so it runs before the uid switch and the final capability sets."""
     if ctx.caps is not None:
@@ -513,6 +537,12 @@ def exec_process(ctx: InitContext) -> None:
         pass
     if ctx.start_fd is not None:
         os.write(ctx.start_fd, execfifo.EXECUTING)
+    if ctx.seccomp is not None:  # noNewPrivileges: the filter goes on last of all
+        try:
+            ctx.seccomp.load()
+        except PyruncError as e:
+            os.write(2, f"pyrunc: container {ctx.cid}: exec_process: {e.cause}\n".encode())
+            os._exit(1)
     try:
         os.execve(ctx.executable, ctx.process["args"], ctx.env)
     except OSError as e:
@@ -550,6 +580,7 @@ STEPS = (
     change_directory,
     prepare_environment,
     look_up_executable,
+    load_seccomp,
     drop_bounding_set,
     switch_user,
     set_capabilities,

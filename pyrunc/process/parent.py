@@ -38,6 +38,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
     if caps is not None:
         for name in caps.unknown:
             log.get().warning(f"container {cid}: unknown capability {name!r} skipped")
+    seccomp = compile_seccomp(config, cid)
     join_fds = namespaces.open_join_fds(ns_plan)
     console_sock = None
     if opts.console_socket:
@@ -62,6 +63,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
                           chan=child_chan, fifo_fd=fifo_fd, ns_plan=ns_plan, join_fds=join_fds,
                           caps=caps, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                           preserve_fds=opts.preserve_fds)
+        ctx.seccomp = seccomp
         if opts.subreaper:
             linux.set_child_subreaper()
         stage1_pid = os.fork()
@@ -149,8 +151,6 @@ def check_supported(config: dict, opts, cid: str) -> None:
             raise PyruncError("linux.intelRdt requested but resctrl is not mounted at /sys/fs/resctrl "
                               "(no Intel RDT on this host)", step="validate", container=cid)
         raise PyruncError("linux.intelRdt is not supported yet", step="validate", container=cid)
-    if lin.get("seccomp"):
-        raise PyruncError("linux.seccomp is not supported yet", step="validate", container=cid)
     from .. import scheduling
     from ..security import lsm
 
@@ -160,6 +160,36 @@ def check_supported(config: dict, opts, cid: str) -> None:
     except PyruncError as e:
         e.container = cid
         raise
+
+
+def compile_seccomp(config: dict, cid: str):
+    """linux.seccomp compiled to BPF here, before any fork (cached by profile hash)."""
+    sc = (config.get("linux") or {}).get("seccomp")
+    if sc is None:
+        return None
+    from ..security.seccomp import compile_filter
+
+    try:
+        flt = compile_filter(sc)
+    except PyruncError as e:
+        e.container = cid
+        raise
+    for warning in flt.warnings:
+        log.get().warning(f"container {cid}: {warning}")
+    return flt
+
+
+def send_seccomp_listener(config: dict, fd: int, state: dict, pid: int) -> None:
+    """The notify listener fd goes to the agent at linux.seccomp.listenerPath."""
+    from ..security.seccomp import send_listener
+
+    sc = (config.get("linux") or {}).get("seccomp") or {}
+    try:
+        if not sc.get("listenerPath"):
+            raise PyruncError("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath", step="seccomp")
+        send_listener(sc["listenerPath"], fd, state, sc.get("listenerMetadata"), pid=pid)
+    finally:
+        os.close(fd)
 
 
 def make_cgroup(config: dict, cid: str, opts):
@@ -235,6 +265,14 @@ def serve_init(chan: Channel, config: dict, record: dict, console_sock, opts) ->
         msg = chan.recv()
         if msg["type"] == "ready":
             return
+        if msg["type"] == "seccomp":
+            if not msg["fds"]:
+                raise ChildError("seccomp message without the listener fd", step="sync")
+            state = {"ociVersion": record["ociVersion"], "id": record["id"], "status": "creating",
+                     "pid": record["pid"], "bundle": record["bundle"]}
+            send_seccomp_listener(config, msg["fds"][0], state, record["pid"])
+            chan.send("seccomp_done")
+            continue
         if msg["type"] == "console":
             if not msg["fds"]:
                 raise ChildError("console message without the pty master", step="sync")

@@ -107,6 +107,7 @@ TENANT_STEPS = (
     steps.change_directory,
     steps.prepare_environment,
     steps.look_up_executable,
+    steps.load_seccomp,
     steps.drop_bounding_set,
     steps.switch_user,
     steps.set_capabilities,
@@ -123,8 +124,10 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
           *, preserve_fds: int = 0, console_sock=None, subreaper: bool = False) -> tuple[int, int | None]:
     """Start `process` in the container; return (its host pid, pty master or None)."""
     from ..security import capabilities
+    from .parent import compile_seccomp, send_seccomp_listener
 
     caps = capabilities.plan(process.get("capabilities"))
+    seccomp = compile_seccomp(config, cid)  # the container's filter applies to exec'd processes too
     join_fds = open_container_namespaces(pid, config)
     if not linux.pid_alive(pid, start_time):  # checked after opening: the fds are the right ones
         for _, fd in join_fds:
@@ -135,6 +138,7 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
                       ns_plan=namespaces.Plan([]), join_fds=join_fds, caps=caps, no_pivot=False,
                       no_new_keyring=True, preserve_fds=preserve_fds)
     ctx.process = process
+    ctx.seccomp = seccomp
     if subreaper:
         linux.set_child_subreaper()
     joiner_pid = os.fork()
@@ -165,6 +169,12 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
                     finally:
                         os.close(master)
                         master = None
+                continue
+            if msg["type"] == "seccomp" and msg["fds"]:
+                state = {"ociVersion": config.get("ociVersion", ""), "id": cid, "status": "running",
+                         "pid": pid, "bundle": ""}
+                send_seccomp_listener(config, msg["fds"][0], state, child)
+                parent_chan.send("seccomp_done")
                 continue
             if msg["type"] == "exec":
                 break

@@ -44,6 +44,14 @@ def test_each_namespace(features, pyrunc, bundle):
         bundle.config["linux"]["namespaces"] = [{"type": "mount"}] + ([] if kind == "mount" else [{"type": kind}])
         if kind != "uts":
             bundle.config.pop("hostname", None)
+        bundle.config["linux"].pop("uidMappings", None)
+        bundle.config["linux"].pop("gidMappings", None)
+        if kind == "user":
+            from tests.integration.test_userns_timens import add_userns
+
+            # proc, sysfs and mqueue mount only for pid/net/ipc namespaces the user namespace owns.
+            bundle.config["linux"]["namespaces"] = [{"type": t} for t in ("mount", "pid", "network", "ipc")]
+            add_userns(bundle)
         bundle.config["process"]["args"] = ["readlink", f"/proc/self/ns/{names[kind]}"]
         p = pyrunc("run", f"ns-{kind}", bundle=bundle)
         assert p.returncode == 0, (kind, p.stderr)
