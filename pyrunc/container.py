@@ -54,6 +54,8 @@ class Container:
         if lock:
             c.dir.lock()
         c.st = c.dir.load()
+        if c.st.get("creating") and not lock and c.dir.being_created():
+            raise NotFound(cid)  # as runc: a container being created does not exist yet
         return c
 
     @property
@@ -206,6 +208,74 @@ class Container:
             except PyruncError as e:
                 log.get().warning(f"container {self.id}: {e.line()}")
         self.dir.remove()
+
+    # -- cgroup commands: pause, resume, update, ps -----------------------------
+
+    def _require_cgroup(self, op: str):
+        """The container's cgroup manager, or a clear error for a container created without one."""
+        cg = self.cgroup
+        if cg is None:
+            raise PyruncError("container has no cgroup", step=op, container=self.id)
+        return cg
+
+    def pause(self) -> None:
+        """Freeze the whole cgroup; allowed from created and running (runc's rule).
+
+        ``paused`` is never stored: ``status()`` reads the freezer back, so a
+        cgroup thawed behind our back shows up as running again.
+        """
+        status = self.status()
+        if status not in ("created", "running"):
+            raise WrongStatus("container not running", status=status, op="pause", container=self.id)
+        self._require_cgroup("pause").freeze()
+
+    def resume(self) -> None:
+        """Thaw the cgroup; only a paused container can be resumed."""
+        status = self.status()
+        if status != "paused":
+            raise WrongStatus("container not paused", status=status, op="resume", container=self.id)
+        self._require_cgroup("resume").thaw()
+
+    def update(self, patch: dict) -> None:
+        """Apply new ``linux.resources`` values and persist them in the state record.
+
+        ``patch`` has the OCI shape; each section it names is merged into the
+        recorded resources and the merged section is written to the cgroup (the
+        memory section as a whole, so a new limit is checked against the
+        recorded swap). Device rules are not re-applied: rewriting them would
+        briefly cut the running container off its devices, and runc's update
+        leaves them alone too. On a kernel refusal the old values of the touched
+        sections are written back, so a failed update leaves limits unchanged.
+        The caller holds the container lock (``load(lock=True)``).
+        """
+        status = self.status()
+        if status == "stopped":
+            raise WrongStatus("container not running", status=status, op="update", container=self.id)
+        cg = self._require_cgroup("update")
+        from .cgroups.resources import merge_resources
+
+        config = self.st.setdefault("config", {})
+        lin = config.setdefault("linux", {})
+        old = lin.get("resources") or {}
+        merged, touched = merge_resources(old, patch)
+        try:
+            cg.set({k: merged[k] for k in touched if k in merged})
+        except PyruncError as e:
+            try:
+                cg.set({k: old[k] for k in touched if k in old})
+            except PyruncError:
+                pass
+            e.container = self.id
+            raise
+        lin["resources"] = merged
+        self.dir.save(self.st)
+
+    def processes(self) -> list[int]:
+        """Host pids of every process in the container's cgroup (sub-cgroups included)."""
+        cg = self.cgroup
+        if cg is None or not cg.exists():
+            return []
+        return cg.pids()
 
 
 def delete_missing(root: str, cid: str, force: bool) -> None:

@@ -77,6 +77,20 @@ class StateDir:
             os.close(self.lock_fd)
             self.lock_fd = None
 
+    def being_created(self) -> bool:
+        """True while a live `create` holds this directory's lock (its record says creating)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def exists(self) -> bool:
         return os.path.isdir(self.path)
 

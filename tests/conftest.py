@@ -184,9 +184,11 @@ def runtime(request, tmp_path):
     yield from _runtime(binary, tmp_path, request.param)
 
 
-def mounts_snapshot() -> list[str]:
+def mounts_snapshot(under: str | None = None) -> list[str]:
+    """Host mount table (mount point and options), optionally only mounts mentioning `under`."""
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split(" ", 4)[4] for line in f)
+        lines = sorted(line.split(" ", 4)[4] for line in f)
+    return [line for line in lines if under is None or under in line]
 
 
 def _dev_null_identity() -> tuple:

@@ -74,6 +74,8 @@ class Channel:
                 os.close(fd)
             raise ChildError("malformed message from the container init", step="sync") from None
         msg["fds"] = fds
+        if msg["type"] == "fault":  # test-only fault injection (PYRUNC_TEST_FAULT): die right here
+            os.kill(os.getpid(), 9)
         if msg["type"] == "error":
             raise ChildError(str(msg.get("message", "unknown error")), step=str(msg.get("step", "init")))
         return msg

@@ -61,6 +61,7 @@ class InitContext:
         self.executable: str | None = None
         self.start_fd: int | None = None
         self.seccomp = None  # a CompiledFilter, compiled by the parent before forking
+        self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
         self.env: dict[str, str] = {}
 
 
@@ -190,6 +191,8 @@ def init_main(ctx: InitContext) -> None:
     try:
         for fn in STEPS:
             step = fn.__name__
+            if ctx.fault_step == step:
+                ctx.chan.send("fault")  # the parent's pid is not visible from here
             fn(ctx)
     except BaseException as e:  # noqa: BLE001
         if not report(ctx.chan, e, step):

@@ -52,18 +52,26 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             raise
 
     sd.reserve()
+    fault_point("reserve")
     mgr = None
     init_pid = 0
     stage1_pid = 0
     try:
         fifo_fd = execfifo.make(sd.fifo)
         mgr = make_cgroup(config, cid, opts)
+        # Recorded before anything runs: if we die from here on, `delete --force` finds the
+        # cgroup (and every process in it) from this record.
+        record = new_record(cid, config, opts, rootfs, 0, mgr)
+        record["creating"] = True
+        sd.save(record)
+        fault_point("cgroup")
         parent_chan, child_chan = Channel.pair()
         ctx = InitContext(cid=cid, config=config, bundle=opts.bundle, rootfs_path=rootfs,
                           chan=child_chan, fifo_fd=fifo_fd, ns_plan=ns_plan, join_fds=join_fds,
                           caps=caps, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                           preserve_fds=opts.preserve_fds)
         ctx.seccomp = seccomp
+        ctx.fault_step = FAULT
         if opts.subreaper:
             linux.set_child_subreaper()
         stage1_pid = os.fork()
@@ -78,6 +86,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         if mgr is not None:
             mgr.apply(stage1_pid)
             mgr.set(cgroup_resources(config))
+        fault_point("fork")
         parent_chan.send("go")
         msg = parent_chan.recv()
         if msg["type"] == "userns":
@@ -93,10 +102,16 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             move_devices(init_pid, config["linux"]["netDevices"])
         reap(stage1_pid)
         stage1_pid = 0
-        record = new_record(cid, config, opts, rootfs, init_pid, mgr)
+        record["pid"] = init_pid
+        record["start_time"] = linux.pid_start_time(init_pid)
+        sd.save(record)
+        fault_point("init_pid")
         serve_init(parent_chan, config, record, console_sock, opts)
         parent_chan.close()
+        del record["creating"]
+        record["created"] = rfc3339()
         sd.save(record)
+        fault_point("saved")
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
         return record
@@ -113,6 +128,16 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         if console_sock is not None:
             console_sock.close()
         sd.unlock()
+
+
+# Test-only fault injection (tests/integration/test_crash.py): the name of a point at which
+# this process SIGKILLs itself (parent points) or is SIGKILLed by the init (init step names).
+FAULT = os.environ.get("PYRUNC_TEST_FAULT") or None
+
+
+def fault_point(name: str) -> None:
+    if FAULT == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def resolve_rootfs(config: dict, bundle: str, cid: str) -> str:

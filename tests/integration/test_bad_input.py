@@ -22,13 +22,13 @@ def cgroup_dirs_named(name: str) -> list[str]:
 
 def assert_nothing_left(rt, cid, before_mounts, bundle=None):
     assert not (rt.root / cid).exists(), "state directory left behind"
-    assert mounts_snapshot() == before_mounts, "mounts left behind"
+    assert mounts_snapshot(str(rt.root.parent)) == before_mounts, "mounts left behind"
     if bundle is not None:
         assert cgroup_dirs_named(bundle.config["linux"]["cgroupsPath"]) == [], "cgroup left behind"
 
 
 def fails_cleanly(rt, bundle, cid="bad-1", *args):
-    before = mounts_snapshot()
+    before = mounts_snapshot(str(rt.root.parent))
     p = rt("create", *args, cid, bundle=bundle) if bundle is not None else rt("create", *args, cid)
     assert p.returncode == 1, p.stderr
     lines = p.stderr.strip().splitlines()
@@ -40,7 +40,7 @@ def fails_cleanly(rt, bundle, cid="bad-1", *args):
 
 def test_malformed_json_names_line_and_column(pyrunc, bundle):
     (bundle.path / "config.json").write_text('{\n  "ociVersion": "1.3.0",\n  "process": {,}\n}\n')
-    before = mounts_snapshot()
+    before = mounts_snapshot(str(pyrunc.root.parent))
     p = pyrunc("create", "bad-1", cwd=bundle.path)
     assert p.returncode == 1
     assert len(p.stderr.strip().splitlines()) == 1

@@ -183,11 +183,11 @@ def test_start_releases_init_to_the_user_program(runtime, bundle, tmp_path):
 
 
 def test_no_process_left_and_mounts_unchanged(pyrunc, bundle):
-    before = mounts_snapshot()
+    before = mounts_snapshot(str(bundle.path.parent))
     bundle.config["process"]["args"] = ["true"]
     for i in range(3):
         pyrunc("run", f"c{i}", bundle=bundle, check=True)
-    assert mounts_snapshot() == before
+    assert mounts_snapshot(str(bundle.path.parent)) == before
     # No process of ours survives: none is still in (or named after) this bundle's cgroup.
     tag = bundle.config["linux"]["cgroupsPath"]
     for pid in filter(str.isdigit, os.listdir("/proc")):
