@@ -25,7 +25,7 @@ def document() -> dict:
         mode = "unknown"
     # "remount" only means something on an existing mount, so it is not offered on its own.
     mount_options = sorted((set(options.FLAGS) | set(options.PROPAGATION) | set(options.RECURSIVE)
-                            | {"ro", "rw"}) - {"remount"})
+                            | {"ro", "rw"}) - {"remount"})  # idmap/ridmap: see mountExtensions
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -42,7 +42,7 @@ def document() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },
         "annotations": {"org.opencontainers.pyrunc.version": __version__},

@@ -61,6 +61,7 @@ class InitContext:
         self.executable: str | None = None
         self.start_fd: int | None = None
         self.seccomp = None  # a CompiledFilter, compiled by the parent before forking
+        self.idmap_fds: dict[int, int] = {}  # mount index -> user namespace fd (idmapped mounts)
         self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
         self.env: dict[str, str] = {}
 
@@ -156,6 +157,7 @@ def close_foreign_fds(ctx: InitContext) -> None:
     """
     keep = {0, 1, 2, ctx.chan.fileno(), ctx.fifo_fd, *(fd for _, fd in ctx.join_fds)}
     keep.update(range(3, 3 + ctx.preserve_fds))
+    keep.update(ctx.idmap_fds.values())
     low = 3
     for fd in sorted(k for k in keep if k >= 3) + [1 << 30]:
         if fd > low:
@@ -222,7 +224,10 @@ def prepare_rootfs(ctx: InitContext) -> None:
 def mount_filesystems(ctx: InitContext) -> None:
     """Config mounts in listed order, each resolved inside the rootfs."""
     rootfs.mount_all(ctx.rootfs, ctx.config.get("mounts") or [], bundle=ctx.bundle,
-                     mount_label=ctx.linux.get("mountLabel"))
+                     mount_label=ctx.linux.get("mountLabel"), idmap_fds=ctx.idmap_fds)
+    for fd in ctx.idmap_fds.values():
+        os.close(fd)
+    ctx.idmap_fds = {}
 
 
 def create_devices(ctx: InitContext) -> None:

@@ -20,6 +20,7 @@ from ..log import rfc3339
 from ..security import capabilities
 from ..spec import load_config
 from ..state import StateDir, write_pid_file
+from ..userns import idmap_fds
 from . import execfifo
 from .channel import Channel
 from .init import InitContext, stage1
@@ -72,6 +73,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
                           preserve_fds=opts.preserve_fds)
         ctx.seccomp = seccomp
         ctx.fault_step = FAULT
+        ctx.idmap_fds = idmap_fds(config)
         if opts.subreaper:
             linux.set_child_subreaper()
         stage1_pid = os.fork()
@@ -80,6 +82,8 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             stage1(ctx)  # never returns
         child_chan.close()
         os.close(fifo_fd)
+        for fd in ctx.idmap_fds.values():
+            os.close(fd)
         for _, fd in join_fds:
             os.close(fd)
         join_fds = []

@@ -216,7 +216,8 @@ def _with_label(data: str, mount_label: str | None) -> str:
     return f"{data},{ctx}" if data else ctx
 
 
-def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str) -> None:
+def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str,
+               userns_fd: int | None = None) -> None:
     """Bind mount: open the source first (relative to the bundle), then the destination, then mount fd->fd."""
     dest = mnt["destination"]
     source = mnt.get("source") or ""
@@ -231,17 +232,37 @@ def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str) -
         fd, rel = open_mountpoint(root_fd, dest, as_file=not is_dir)
         try:
             check_proc_policy(rel, "bind", src_fd)
-            flags = m.MS_BIND | (opts.flags & m.MS_REC)
-            try:
-                m.mount(fd_target(src_fd), fd_target(fd), None, flags)
-            except OSError as e:
-                raise fail(f"bind mount {source} on {dest}", e) from None
+            if userns_fd is not None:
+                attach_idmapped(src_fd, fd, userns_fd, opts, f"{source} on {dest}")
+            else:
+                flags = m.MS_BIND | (opts.flags & m.MS_REC)
+                try:
+                    m.mount(fd_target(src_fd), fd_target(fd), None, flags)
+                except OSError as e:
+                    raise fail(f"bind mount {source} on {dest}", e) from None
         finally:
             os.close(fd)
     finally:
         os.close(src_fd)
     remount = bool(opts.flags & _REMOUNT_MASK)
     apply_after(root_fd, rel, dest, opts, remount=remount)
+
+
+def attach_idmapped(src_fd: int, dst_fd: int, userns_fd: int, opts: mopts.MountOptions, what: str) -> None:
+    """A detached copy of the source, idmapped through the user namespace, moved onto the target."""
+    recursive = m.AT_RECURSIVE if opts.is_recursive_bind else 0
+    try:
+        tree = m.open_tree(src_fd, "", m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_EMPTY_PATH | recursive)
+    except OSError as e:
+        raise fail(f"idmapped bind mount {what}: open_tree", e) from None
+    try:
+        idmap_flags = m.AT_EMPTY_PATH | (m.AT_RECURSIVE if opts.idmap == "ridmap" else 0)
+        m.mount_setattr(tree, "", idmap_flags, attr_set=m.MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
+        m.move_mount(tree, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+    except OSError as e:
+        raise fail(f"idmapped bind mount {what}", e) from None
+    finally:
+        os.close(tree)
 
 
 def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None) -> None:
@@ -384,7 +405,8 @@ def _comount_links(root_fd: int, rel: str, subsys: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None) -> None:
+def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
+              userns_fd: int | None = None) -> None:
     """Dispatch one config mount to the right kind."""
     dest = mnt.get("destination")
     if not isinstance(dest, str) or not dest or "\x00" in dest:
@@ -399,22 +421,26 @@ def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None) 
         check_proc_policy(_clean(dest), mtype, None)
     if mtype == "bind" and not opts.is_bind:
         opts.flags |= m.MS_BIND
+    if userns_fd is not None and not opts.is_bind:
+        raise PyruncError(f"mount {dest}: idmapped mounts are only supported for bind mounts", step=STEP)
     if opts.is_bind:
-        mount_bind(root_fd, mnt, opts, bundle)
+        mount_bind(root_fd, mnt, opts, bundle, userns_fd)
     elif mtype == "cgroup":
         mount_cgroup(root_fd, mnt, opts, mount_label)
     else:
         mount_fs(root_fd, mnt, opts, mount_label)
 
 
-def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str | None = None) -> None:
+def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str | None = None,
+              idmap_fds: dict[int, int] | None = None) -> None:
     """Mount every config mount in listed order (see the package docstring for the contract)."""
     try:
         root_fd = r.open_root(rootfs)
     except OSError as e:
         raise fail(f"open rootfs {rootfs}", e) from None
     try:
-        for mnt in mounts:
-            mount_one(root_fd, mnt, bundle=bundle, mount_label=mount_label)
+        for i, mnt in enumerate(mounts):
+            mount_one(root_fd, mnt, bundle=bundle, mount_label=mount_label,
+                      userns_fd=(idmap_fds or {}).get(i))
     finally:
         os.close(root_fd)

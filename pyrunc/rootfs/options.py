@@ -81,7 +81,9 @@ RECURSIVE: dict[str, tuple[int, int]] = {
 }
 
 # Recognised but not implemented yet; callers must refuse rather than ignore them.
-UNSUPPORTED = frozenset({"idmap", "ridmap", "tmpcopyup"})
+UNSUPPORTED = frozenset({"tmpcopyup"})
+# Idmapped mounts: the mapping comes with the mount (a user namespace fd), see pyrunc.userns.
+IDMAP = frozenset({"idmap", "ridmap"})
 
 
 class MountOptions:
@@ -93,7 +95,7 @@ class MountOptions:
     filesystem-specific string and ``unsupported`` recognised options pyrunc cannot honour.
     """
 
-    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data", "unsupported")
+    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data", "unsupported", "idmap")
 
     def __init__(self) -> None:
         self.flags = 0
@@ -103,6 +105,7 @@ class MountOptions:
         self.rec_clr = 0
         self.data = ""
         self.unsupported: list[str] = []
+        self.idmap: str | None = None  # "idmap" or "ridmap" (recursive)
 
     @property
     def is_bind(self) -> bool:
@@ -140,6 +143,8 @@ def parse(options: list[str] | None) -> MountOptions:
             out.rec_clr |= clr
             out.rec_set = (out.rec_set & ~clr) | set_
             out.rec_clr &= ~set_ | (clr & set_)
+        elif opt in IDMAP:
+            out.idmap = opt
         elif opt in UNSUPPORTED:
             out.unsupported.append(opt)
         else:

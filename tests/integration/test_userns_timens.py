@@ -76,3 +76,31 @@ def test_mapping_without_user_namespace_is_rejected(pyrunc, bundle):
     p = pyrunc("create", "bad", bundle=bundle)
     assert p.returncode == 1
     assert p.stderr.startswith("config.json: /linux/")
+
+
+def test_idmapped_bind_mount(pyrunc, bundle, tmp_path):
+    """Mount mapping 0 -> 1000: on-disk root-owned files appear as 1000, and what uid 1000 creates
+    through the mount lands on disk as 0."""
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "f").write_text("x")
+    bundle.config["mounts"].append({"destination": "/data", "type": "bind", "source": str(src),
+                                    "options": ["rbind", "idmap"],
+                                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]})
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["process"]["args"] = ["sh", "-c", "stat -c '%u %g' /data/f; touch /data/new"]
+    p = pyrunc("run", "id1", bundle=bundle)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "1000 1000"
+    assert os.stat(src / "new").st_uid == 0
+    assert os.stat(src / "f").st_uid == 0, "the source itself is untouched"
+
+
+def test_idmap_on_a_non_bind_mount_is_refused(pyrunc, bundle):
+    bundle.config["mounts"].append({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["idmap"],
+                                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]})
+    p = pyrunc("create", "id2", bundle=bundle)
+    assert p.returncode == 1 and "idmap" in p.stderr

@@ -110,10 +110,16 @@ def test_recursive_attributes() -> None:
     assert p.rec_clr == m.MOUNT_ATTR__ATIME and p.rec_set == m.MOUNT_ATTR_NOATIME
 
 
-@pytest.mark.parametrize("word", ["idmap", "ridmap", "tmpcopyup"])
+@pytest.mark.parametrize("word", ["tmpcopyup"])
 def test_unsupported_words_are_reported_not_dropped(word: str) -> None:
     p = o.parse(["ro", word])
     assert p.unsupported == [word] and p.data == ""
+
+
+@pytest.mark.parametrize("word", ["idmap", "ridmap"])
+def test_idmap_words_are_recorded(word: str) -> None:
+    p = o.parse(["rbind", word])
+    assert p.idmap == word and p.unsupported == [] and p.data == ""
 
 
 def test_empty_and_none() -> None:
