@@ -104,3 +104,17 @@ def test_idmap_on_a_non_bind_mount_is_refused(pyrunc, bundle):
                                     "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]})
     p = pyrunc("create", "id2", bundle=bundle)
     assert p.returncode == 1 and "idmap" in p.stderr
+
+
+def test_shifted_root_writes_its_rootfs(runtime, bundle):
+    """Host 100000 (size 65536): root inside, 100000 outside, and it can write a rootfs it owns."""
+    add_userns(bundle)
+    for dirpath, dirnames, filenames in os.walk(bundle.rootfs):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            st = os.lstat(name)
+            os.lchown(name, st.st_uid + 100000, st.st_gid + 100000)
+    bundle.config["process"]["args"] = ["sh", "-c", "id -u; echo hello > /written; stat -c %u /written"]
+    p = runtime("run", "w1", bundle=bundle)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0", "0"]
+    assert os.stat(bundle.rootfs / "written").st_uid == 100000
