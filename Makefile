@@ -43,8 +43,10 @@ $(VENV)/.created:
 # PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling.
 $(VENV)/.installed: $(VENV)/.created pyproject.toml $(shell find pyrunc -name '*.py')
 	$(VENV)/bin/python -m pip install -q -e . --config-settings editable_mode=compat
-	@# The console script must run this venv's interpreter (callers exec it with an empty env).
-	@head -1 $(VENV)/bin/pyrunc | grep -qx "#!$(CURDIR)/$(VENV)/bin/python[0-9.]*" || \
+	@# Replace pip's console script with a lean, isolated launcher (pyrunc/launcher.py says why).
+	$(VENV)/bin/python -m pyrunc.launcher $(VENV)/bin/pyrunc
+	@# It must run this venv's interpreter (callers exec it with an empty environment).
+	@head -1 $(VENV)/bin/pyrunc | grep -qx "#!$(CURDIR)/$(VENV)/bin/python -IS" || \
 	  { echo "$(VENV)/bin/pyrunc does not point at $(CURDIR)/$(VENV)" >&2; exit 1; }
 	$(VENV)/bin/python -m compileall -q pyrunc $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null || true
 	@touch $@
@@ -55,3 +57,10 @@ $(VENV)/.test-installed: $(VENV)/.installed
 
 clean:
 	rm -rf $(BUILD) $(VENV) *.egg-info
+
+# Differential conformance run (pyrunc vs runc); regenerates docs/CONFORMANCE.md and
+# fails when a scenario runc passes is failed by pyrunc (a regression).
+.PHONY: conformance
+conformance: setup
+	conformance/run --runtime $(VENV)/bin/pyrunc --oracle $$(command -v runc || echo /usr/sbin/runc) \
+	  --jobs 2 --quiet --report $(BUILD)/conformance.json --conformance-doc docs/CONFORMANCE.md

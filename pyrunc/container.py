@@ -7,11 +7,13 @@ This module is the only writer of container state. It orchestrates: config
 
 from __future__ import annotations
 
+# The C module behind `signal`: the same functions and numbers without importing enum
+# (5 ms), which every `kill`, `state` and `delete` would otherwise pay.
+import _signal as signal
 import os
-import signal
 import time
 
-from . import linux
+from . import proc
 from .errors import NotFound, PyruncError, WrongStatus
 from .state import StateDir, check_id, compute_status, list_ids
 
@@ -152,7 +154,7 @@ class Container:
             raise WrongStatus("container not running", status="stopped", op="kill",
                               container=self.id) from None
         try:
-            if not linux.pid_alive(self.pid, self.st.get("start_time")):
+            if not proc.pid_alive(self.pid, self.st.get("start_time")):
                 raise WrongStatus("container not running", status="stopped", op="kill",
                                   container=self.id)
             signal.pidfd_send_signal(pidfd, sig)
@@ -175,7 +177,7 @@ class Container:
         except PyruncError:
             pass
         deadline = time.monotonic() + timeout
-        while linux.pid_alive(self.pid, self.st.get("start_time")):
+        while proc.pid_alive(self.pid, self.st.get("start_time")):
             if time.monotonic() > deadline:
                 raise PyruncError("container init still running", step="delete", container=self.id)
             time.sleep(0.01)

@@ -1,7 +1,9 @@
 """The state directory: id rules, reservation, per-container locks, atomic state files.
 
-Layout: ``<root>`` (0700) / ``<id>`` (0711) / ``state.json`` (private, not the
-OCI state document) and ``exec.fifo`` while the container is `created`.
+Layout: ``<root>`` (0700) / ``<id>`` (0711) / ``state`` (private, not the OCI
+state document) and ``exec.fifo`` while the container is `created`. The
+record is stored with ``marshal``: it is built in, so reading it costs no
+import (``json`` would pull in ``re``), and only pyrunc ever reads it.
 Status is never stored: it is derived on every query from the recorded init
 pid and its start time, the cgroup freezer and the fifo (see ``status``).
 """
@@ -10,14 +12,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
+import marshal
 import os
 
-from . import linux
+from . import proc
 from .errors import AlreadyExists, InvalidID, NotFound, PyruncError
 
 DEFAULT_ROOT = "/run/pyrunc"
-STATE_FILE = "state.json"
+STATE_FILE = "state"
 FIFO = "exec.fifo"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 MAX_ID = 1024
@@ -103,18 +105,18 @@ class StateDir:
         except NotADirectoryError:
             raise NotFound(self.id) from None
         try:
-            st = json.loads(data)
+            st = marshal.loads(data)
             if not isinstance(st, dict) or "pid" not in st:
                 raise ValueError("missing fields")
-        except ValueError as e:
+        except (ValueError, EOFError, TypeError) as e:
             raise PyruncError(f"state file is corrupt ({e}); `delete --force` removes it",
                               step="load state", container=self.id) from None
         return st
 
     def save(self, st: dict) -> None:
-        """Write state.json atomically: a temp file in the same directory, then rename."""
+        """Write the record atomically: a temp file in the same directory, then rename."""
         tmp = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}")
-        data = json.dumps(st, separators=(",", ":")).encode()
+        data = marshal.dumps(st)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, data)
@@ -160,7 +162,7 @@ def compute_status(sd: StateDir, st: dict, cgroup=None) -> str:
     yet), or a different process now holds the pid (start time differs).
     paused: the cgroup is frozen. created: the exec fifo still exists.
     """
-    if not linux.pid_alive(st.get("pid", 0), st.get("start_time")):
+    if not proc.pid_alive(st.get("pid", 0), st.get("start_time")):
         return "stopped"
     if cgroup is not None:
         try:

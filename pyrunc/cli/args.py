@@ -8,28 +8,37 @@ and for `exec`/`ps` everything after the first positional is payload.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..errors import UsageError
 
 
-@dataclass(frozen=True)
 class Opt:
-    name: str                   # long name without dashes
-    value: bool = False         # takes a value
-    short: str | None = None
-    multi: bool = False         # repeatable, collected in a list
-    default: object = None
+    """One option: long name (no dashes), takes a value?, short alias, repeatable?, default.
 
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
+    A plain class, not a dataclass: importing dataclasses costs ~30 ms, more than
+    everything else `pyrunc state` does.
+    """
+
+    __slots__ = ("name", "value", "short", "multi", "default", "dest")
+
+    def __init__(self, name: str, value: bool = False, short: str | None = None, multi: bool = False,
+                 default: object = None):
+        self.name = name
+        self.value = value
+        self.short = short
+        self.multi = multi
+        self.default = default
+        self.dest = name.replace("-", "_")
 
 
-@dataclass
 class Parsed:
-    opts: dict = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
+    __slots__ = ("opts", "args")
+
+    def __init__(self) -> None:
+        self.opts: dict = {}
+        self.args: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"Parsed(opts={self.opts}, args={self.args})"
 
 
 TRUE = {"true", "1", "t", "yes"}

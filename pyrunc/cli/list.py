@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -40,7 +39,9 @@ def run(argv: list[str], glob) -> int:
         docs.append(d)
     fmt = p.opts["format"]
     if fmt == "json":
-        sys.stdout.write(json.dumps(docs or None) + "\n")
+        from ..jsonout import dumps
+
+        sys.stdout.write(dumps(docs or None) + "\n")
     elif fmt == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], d["owner"])

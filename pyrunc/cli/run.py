@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-from .. import linux
+from .. import proc
 from ..container import Container
 from ..errors import PyruncError
 from .args import Opt, exactly, parse
@@ -83,11 +83,11 @@ def reap_nohang(pid: int) -> int | None:
         try:
             got, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return None if linux.pid_alive(pid, None) else 0
+            return None if proc.pid_alive(pid, None) else 0
         if got == 0:
             return None
         if got == pid:
-            return linux.waitpid_status(status)
+            return proc.waitpid_status(status)
 
 
 def wait_for(pid: int) -> int:
@@ -96,6 +96,6 @@ def wait_for(pid: int) -> int:
         try:
             got, status = os.waitpid(-1, 0)
         except ChildProcessError:
-            return 0 if not linux.pid_alive(pid, None) else 1
+            return 0 if not proc.pid_alive(pid, None) else 1
         if got == pid:
-            return linux.waitpid_status(status)
+            return proc.waitpid_status(status)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from ..container import Container
@@ -12,6 +11,8 @@ from .args import exactly, parse
 def run(argv: list[str], glob) -> int:
     (cid,) = exactly(parse(argv, [], command="state"), 1, "state", "<container-id>")
     c = Container.load(glob.root, cid, lock=False)
-    sys.stdout.write(json.dumps(c.oci_state(), indent=2))
+    from ..jsonout import dumps
+
+    sys.stdout.write(dumps(c.oci_state(), indent=2))
     sys.stdout.flush()
     return 0

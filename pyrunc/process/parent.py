@@ -13,7 +13,7 @@ import os
 import signal
 import time
 
-from .. import linux, log, namespaces
+from .. import linux, log, namespaces, proc
 from ..errors import ChildError, PyruncError
 from ..hooks import run_hooks
 from ..log import rfc3339
@@ -107,7 +107,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         reap(stage1_pid)
         stage1_pid = 0
         record["pid"] = init_pid
-        record["start_time"] = linux.pid_start_time(init_pid)
+        record["start_time"] = proc.pid_start_time(init_pid)
         sd.save(record)
         fault_point("init_pid")
         serve_init(parent_chan, config, record, console_sock, opts)
@@ -279,7 +279,7 @@ def new_record(cid: str, config: dict, opts, rootfs: str, pid: int, mgr) -> dict
         "owner": "",
         "annotations": annotations,
         "pid": pid,
-        "start_time": linux.pid_start_time(pid),
+        "start_time": proc.pid_start_time(pid),
         "cgroup": mgr.save() if mgr is not None else None,
         "hooks": config.get("hooks") or {},
         "config": config,
@@ -367,6 +367,6 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
                 return
         except ChildProcessError:
             pass
-        if not linux.pid_alive(pid, None):
+        if not proc.pid_alive(pid, None):
             return
         time.sleep(0.005)

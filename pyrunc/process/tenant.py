@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import signal
 
-from .. import linux, namespaces
+from .. import linux, namespaces, proc
 from ..errors import PyruncError
 from . import init as steps
 from .channel import Channel
@@ -129,7 +129,7 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
     caps = capabilities.plan(process.get("capabilities"))
     seccomp = compile_seccomp(config, cid)  # the container's filter applies to exec'd processes too
     join_fds = open_container_namespaces(pid, config)
-    if not linux.pid_alive(pid, start_time):  # checked after opening: the fds are the right ones
+    if not proc.pid_alive(pid, start_time):  # checked after opening: the fds are the right ones
         for _, fd in join_fds:
             os.close(fd)
         raise PyruncError("cannot exec in a stopped container", step="exec", container=cid)

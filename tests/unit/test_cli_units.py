@@ -85,8 +85,8 @@ def test_state_save_is_atomic_and_private(tmp_path):
     sd.reserve()
     sd.save({"pid": 1, "id": "c1"})
     assert sd.load() == {"pid": 1, "id": "c1"}
-    assert os.stat(os.path.join(sd.path, "state.json")).st_mode & 0o777 == 0o600
-    assert sorted(os.listdir(sd.path)) == ["state.json"]
+    assert os.stat(os.path.join(sd.path, "state")).st_mode & 0o777 == 0o600
+    assert sorted(os.listdir(sd.path)) == ["state"]
     assert os.stat(sd.root).st_mode & 0o777 == 0o700
     sd.unlock()
     sd.remove()
@@ -96,7 +96,7 @@ def test_state_save_is_atomic_and_private(tmp_path):
 def test_corrupt_state_reports(tmp_path):
     sd = StateDir(str(tmp_path), "c1")
     os.mkdir(sd.path)
-    with open(os.path.join(sd.path, "state.json"), "w") as f:
+    with open(os.path.join(sd.path, "state"), "w") as f:
         f.write("{trunc")
     with pytest.raises(Exception, match="corrupt"):
         sd.load()
@@ -114,3 +114,12 @@ def test_pid_file_has_no_newline(tmp_path):
 def test_config_error_lines():
     e = ConfigError([("/process/args", "'x' is not of type 'array'"), ("", "bad")])
     assert e.lines() == ["config.json: /process/args: 'x' is not of type 'array'", "config.json: bad"]
+
+
+@pytest.mark.parametrize("obj", [None, True, False, 0, -5, 1.5, "s\"\\\n", [], {}, [1, [2, {}]],
+                                 {"a": {"b": [1, "x", None]}, "ü": True}])
+def test_jsonout_matches_json(obj):
+    from pyrunc.jsonout import dumps
+
+    assert json.loads(dumps(obj)) == obj
+    assert dumps(obj, indent=2) == json.dumps(obj, indent=2, ensure_ascii=False)
