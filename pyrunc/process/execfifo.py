@@ -39,16 +39,18 @@ def wait_for_start(fifo_fd: int) -> int:
 
 def release(path: str, pid: int, cid: str) -> None:
     """Start side: open, wait for the byte (or the init's death), remove the fifo."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise PyruncError("cannot start an already running container", step="start",
-                          container=cid) from None
+    # The pidfd first: opening the fifo releases the init, and a quick program can exit and
+    # be reaped by the caller before a later pidfd_open would find it.
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        os.close(fd)
         raise PyruncError("cannot start a container that has stopped", step="start",
+                          container=cid) from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        os.close(pidfd)
+        raise PyruncError("cannot start an already running container", step="start",
                           container=cid) from None
     try:
         poller = select.poll()

@@ -101,14 +101,34 @@ def stage1(ctx: InitContext) -> None:
             step = "set time offsets"
             set_time_offsets(ctx)
         step = "fork init"
-        pid = os.fork()
+        pid = fork_after_report(ctx.chan)
         if pid == 0:
             init_main(ctx)  # never returns
-        ctx.chan.send("pid", pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
         report(ctx.chan, e, step)
         os._exit(1)
+
+
+def fork_after_report(chan: Channel) -> int:
+    """Fork; the parent reports the child's pid before the child may say anything.
+
+    Both share the channel: without the gate the child's first message could
+    overtake the pid report. Returns 0 in the child, the pid in the parent.
+    """
+    gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(gate_w)
+        os.read(gate_r, 1)  # EOF or a byte: stage 1 has reported us (or died)
+        os.close(gate_r)
+        return 0
+    os.close(gate_r)
+    try:
+        chan.send("pid", pid=pid)
+    finally:
+        os.close(gate_w)
+    return pid
 
 
 def create_user_namespace(ctx: InitContext) -> None:

@@ -351,6 +351,8 @@ def cleanup(sd: StateDir, mgr, init_pid: int, stage1_pid: int) -> None:
         wait_gone(init_pid)
     if mgr is not None:
         try:
+            if mgr.exists() and mgr.pids():  # an init we never heard of still lives there
+                mgr.signal_all(signal.SIGKILL)
             mgr.destroy()
         except PyruncError as e:
             log.get().warning(f"container {sd.id}: cleanup: {e.cause}")

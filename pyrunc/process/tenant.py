@@ -19,7 +19,7 @@ from .. import linux, namespaces, proc
 from ..errors import PyruncError
 from . import init as steps
 from .channel import Channel
-from .init import InitContext, close_foreign_fds, report
+from .init import InitContext, close_foreign_fds, fork_after_report, report
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
            "user": "user", "cgroup": "cgroup", "time": "time"}
@@ -54,10 +54,9 @@ def joiner(ctx: InitContext) -> None:
         for _, fd in ctx.join_fds:
             os.close(fd)
         step = "fork"
-        pid = os.fork()
+        pid = fork_after_report(ctx.chan)
         if pid == 0:
             tenant_main(ctx)
-        ctx.chan.send("pid", pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
         report(ctx.chan, e, step)
