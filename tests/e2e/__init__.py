@@ -1,0 +1,1 @@
+"""End-to-end suites: real callers (containerd, podman, dockerd) driving pyrunc and runc."""
