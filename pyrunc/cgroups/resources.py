@@ -240,3 +240,38 @@ DEFAULT_ALLOWED_DEVICES: tuple[dict, ...] = (
     {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},    # /dev/ptmx
     {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
 )
+
+
+# Sections of linux.resources that `update` merges key by key; the others are merged per entry.
+_MERGED_BY_KEY = ("memory", "cpu", "blockIO", "pids", "network", "unified", "rdma")
+
+
+def merge_resources(old: dict, patch: dict) -> tuple[dict, list[str]]:
+    """Merge an ``update`` patch into recorded ``linux.resources``; return (merged, touched sections).
+
+    Object sections are merged key by key (a patch naming only ``memory.limit``
+    keeps the recorded swap and reservation), ``null`` values are treated as
+    absent, and ``hugepageLimits`` entries replace the entry with the same
+    ``pageSize``. ``devices`` is not merged or touched: update never changes
+    device rules (see ``Container.update``). Neither input is modified.
+    """
+    import copy
+
+    merged = copy.deepcopy(old or {})
+    touched: list[str] = []
+    for key, value in (patch or {}).items():
+        if value is None or key == "devices":
+            continue
+        if key in _MERGED_BY_KEY and isinstance(value, dict):
+            section = dict(merged.get(key) or {})
+            section.update({k: copy.deepcopy(v) for k, v in value.items() if v is not None})
+            merged[key] = section
+        elif key == "hugepageLimits" and isinstance(value, list):
+            by_size = {e.get("pageSize"): e for e in merged.get(key) or [] if isinstance(e, dict)}
+            for entry in value:
+                by_size[entry.get("pageSize")] = dict(entry)
+            merged[key] = list(by_size.values())
+        else:
+            merged[key] = copy.deepcopy(value)
+        touched.append(key)
+    return merged, touched

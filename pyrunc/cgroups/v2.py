@@ -144,14 +144,27 @@ class V2Manager(Manager):
         net = resources.get("network") or {}
         if net.get("classID") is not None or net.get("priorities"):
             raise self._err("linux.resources.network (net_cls/net_prio) has no cgroup v2 equivalent", STEP_SET)
-        # linux.resources.devices: v2 enforces device access with an eBPF program attached
-        # to the cgroup; that lives in devices_bpf (not here), so the list is accepted as is.
+        # linux.resources.devices: v2 has no devices files; access is enforced by an eBPF
+        # program attached to the cgroup (devices_bpf). Rules are checked here, before any
+        # write, and the program is installed after the limits, as runc does.
+        devices = resources.get("devices")
+        if devices is not None:
+            from pyrunc.cgroups import devices_bpf
+
+            devices_bpf.effective_rules(devices)
         for key, val in (resources.get("unified") or {}).items():
             res.unified_key(key)
             ops.append((key, str(val)))
         self._check_controllers([name for name, _ in ops])
         for name, val in ops:
             write_file(self._dir, name, val, step=STEP_SET, container=self.container_id)
+        if devices is not None and devices_bpf.is_cgroup2(self._dir):
+            try:
+                devices_bpf.apply(self._dir, devices, container=self.container_id)
+            except CgroupError as e:
+                # Rootless: no CAP_SYS_ADMIN for bpf(2); the cgroup is unfiltered, as with runc.
+                if not (self.rootless and isinstance(e.__cause__, PermissionError)):
+                    raise
 
     def _check_controllers(self, names: list[str]) -> None:
         """Fail clearly when a file belongs to a controller not enabled for this cgroup."""

@@ -25,6 +25,11 @@ COMMANDS = {
     "spec": "create a new specification file",
     "exec": "execute new process inside the container",
     "features": "show the enabled features",
+    "pause": "pause suspends all processes inside the container",
+    "resume": "resumes all processes that have been previously paused",
+    "ps": "ps displays the processes running inside a container",
+    "update": "update container resource constraints",
+    "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
 }
 
 GLOBAL = [

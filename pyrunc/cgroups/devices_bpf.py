@@ -1,0 +1,279 @@
+"""cgroup v2 device access control: an eBPF program we assemble ourselves, attached with bpf(2).
+
+cgroup v2 has no devices.allow/deny files; the kernel instead runs every
+``BPF_PROG_TYPE_CGROUP_DEVICE`` program attached to the cgroup (and its
+ancestors) on each open/mknod of a device node, and allows the access only if
+they all return 1. The program sees ``struct bpf_cgroup_dev_ctx``::
+
+    u32 access_type   low 16 bits: device type (1 block, 2 char); high 16: access (1 mknod, 2 read, 4 write)
+    u32 major
+    u32 minor
+
+Rule semantics are those of the v1 devices controller that the OCI rules were
+written for: the cgroup starts with "allow everything"; a rule for every
+device with every access (``{"allow": false}`` alone, i.e. ``a *:* rwm``)
+resets the default and forgets earlier rules; otherwise the *last* matching rule
+wins. The program therefore tests the rules after the last reset in reverse
+order and returns on the first match, falling through to the default. An allow
+rule matches when it grants every requested access bit; a deny rule when it
+names any of them (so "deny w" still refuses an open for read+write).
+
+Updating is atomic from the container's point of view: the new program is
+attached (``BPF_F_ALLOW_MULTI``) before the old ones are detached, so there is
+no moment without a filter. The old ones are found with ``BPF_PROG_QUERY`` on
+the container's own cgroup, which only this runtime writes to.
+
+This module uses ctypes directly for the bpf(2) attribute unions (the
+``pyrunc.linux`` package has no bpf wrapper yet); all buffers are built with
+``struct`` and the call goes through ``pyrunc.linux._libc.syscall``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import struct
+
+from pyrunc.errors import CgroupError
+
+STEP = "set cgroup devices"
+
+# bpf(2) commands, program and attach types (include/uapi/linux/bpf.h).
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+BPF_DEVCG_DEV_BLOCK = 1
+BPF_DEVCG_DEV_CHAR = 2
+BPF_DEVCG_ACC_MKNOD = 1
+BPF_DEVCG_ACC_READ = 2
+BPF_DEVCG_ACC_WRITE = 4
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
+
+# Opcodes used by the assembler (class | op | source).
+_LDX_MEM_W = 0x61     # dst = *(u32 *)(src + off)
+_ALU64_MOV_K = 0xB7   # dst = imm
+_ALU64_MOV_X = 0xBF   # dst = src
+_ALU64_AND_K = 0x57   # dst &= imm
+_ALU64_RSH_K = 0x77   # dst >>= imm
+_JMP_JEQ_K = 0x15     # if dst == imm goto +off
+_JMP_JNE_K = 0x55     # if dst != imm goto +off
+_JMP_EXIT = 0x95
+
+_ACCESS_BITS = {"m": BPF_DEVCG_ACC_MKNOD, "r": BPF_DEVCG_ACC_READ, "w": BPF_DEVCG_ACC_WRITE}
+_ALL_ACCESS = BPF_DEVCG_ACC_MKNOD | BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One ``struct bpf_insn``: u8 code, u8 dst:4|src:4 (little-endian nibble order), s16 off, s32 imm."""
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+class Rule:
+    """One normalised OCI device rule."""
+
+    __slots__ = ("allow", "type", "major", "minor", "access")
+
+    def __init__(self, entry: dict):
+        dev_type = entry.get("type") or "a"
+        if dev_type not in ("a", "b", "c"):
+            raise CgroupError(f"invalid device type {dev_type!r} in linux.resources.devices", step=STEP)
+        access = entry.get("access") or "rwm"
+        bits = 0
+        for ch in access:
+            if ch not in _ACCESS_BITS:
+                raise CgroupError(f"invalid device access {access!r} in linux.resources.devices", step=STEP)
+            bits |= _ACCESS_BITS[ch]
+        major, minor = entry.get("major"), entry.get("minor")
+        self.allow = bool(entry.get("allow"))
+        self.type = {"a": 0, "b": BPF_DEVCG_DEV_BLOCK, "c": BPF_DEVCG_DEV_CHAR}[dev_type]
+        self.major = None if major is None or major < 0 else int(major)
+        self.minor = None if minor is None or minor < 0 else int(minor)
+        self.access = bits
+
+    @property
+    def resets(self) -> bool:
+        """``a *:* rwm``: replaces the default and cancels every earlier rule (v1 semantics)."""
+        return self.type == 0 and self.major is None and self.minor is None and self.access == _ALL_ACCESS
+
+
+def effective_rules(entries: list[dict]) -> tuple[bool, list[Rule]]:
+    """(default allow?, rules after the last reset in their original order)."""
+    rules = [Rule(e) for e in entries]
+    default = True
+    start = 0
+    for i, rule in enumerate(rules):
+        if rule.resets:
+            default, start = rule.allow, i + 1
+    return default, rules[start:]
+
+
+def _rule_block(rule: Rule) -> bytes:
+    """Instructions testing one rule; every mismatch jumps past the block (to the next rule)."""
+    # Each test is (insns before the jump, jump opcode, register, immediate).
+    tests: list[tuple[list[bytes], int, int, int]] = []
+    if rule.type:
+        tests.append(([], _JMP_JNE_K, 3, rule.type))
+    if rule.access != _ALL_ACCESS:
+        if rule.allow:  # every requested bit must be granted: (req & ~granted) == 0
+            prep = [_insn(_ALU64_MOV_X, 0, 2), _insn(_ALU64_AND_K, 0, imm=_ALL_ACCESS & ~rule.access)]
+            tests.append((prep, _JMP_JNE_K, 0, 0))
+        else:  # any requested bit named by the rule is refused: (req & named) != 0
+            prep = [_insn(_ALU64_MOV_X, 0, 2), _insn(_ALU64_AND_K, 0, imm=rule.access)]
+            tests.append((prep, _JMP_JEQ_K, 0, 0))
+    if rule.major is not None:
+        tests.append(([], _JMP_JNE_K, 4, rule.major))
+    if rule.minor is not None:
+        tests.append(([], _JMP_JNE_K, 5, rule.minor))
+    verdict = [_insn(_ALU64_MOV_K, 0, imm=1 if rule.allow else 0), _insn(_JMP_EXIT)]
+    total = sum(len(prep) + 1 for prep, _, _, _ in tests) + len(verdict)
+    out: list[bytes] = []
+    for prep, op, reg, imm in tests:
+        out += prep
+        # The offset counts instructions after the jump up to the end of the block.
+        out.append(_insn(op, reg, off=total - len(out) - 1, imm=imm))
+    return b"".join(out + verdict)
+
+
+def assemble(entries: list[dict]) -> bytes:
+    """The program's bytecode for the OCI device rules ``entries`` (see the module docstring)."""
+    default, rules = effective_rules(entries)
+    prologue = [
+        _insn(_LDX_MEM_W, 2, 1, 0),          # r2 = ctx->access_type
+        _insn(_ALU64_MOV_X, 3, 2),           # r3 = r2
+        _insn(_ALU64_AND_K, 3, imm=0xFFFF),  # r3 = device type
+        _insn(_ALU64_RSH_K, 2, imm=16),      # r2 = requested access bits
+        _insn(_LDX_MEM_W, 4, 1, 4),          # r4 = ctx->major
+        _insn(_LDX_MEM_W, 5, 1, 8),          # r5 = ctx->minor
+    ]
+    body = [_rule_block(r) for r in reversed(rules)]
+    epilogue = [_insn(_ALU64_MOV_K, 0, imm=1 if default else 0), _insn(_JMP_EXIT)]
+    return b"".join(prologue + body + epilogue)
+
+
+# ----- bpf(2) --------------------------------------------------------------------------------------
+
+def _bpf(cmd: int, attr: bytearray) -> int:
+    from pyrunc.linux._libc import syscall
+
+    number = _SYS_BPF.get(platform.machine())
+    if number is None:
+        raise OSError(errno.ENOSYS, f"bpf: unknown syscall number on {platform.machine()}")
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    return syscall(number, ctypes.c_long(cmd), buf, ctypes.c_long(len(attr)), what=f"bpf(cmd {cmd})")
+
+
+def load_program(code: bytes) -> int:
+    """BPF_PROG_LOAD the device program; returns its fd. The verifier log is kept for errors."""
+    insns = ctypes.create_string_buffer(code, len(code))
+    license_ = ctypes.create_string_buffer(b"Apache-2.0")
+    log = ctypes.create_string_buffer(64 * 1024)
+    attr = bytearray(128)
+    struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8,
+                     ctypes.addressof(insns), ctypes.addressof(license_), 1, len(log), ctypes.addressof(log))
+    attr[48:48 + 10] = b"pyrunc_dev"  # prog_name (at offset 48, 16 bytes)
+    try:
+        return _bpf(BPF_PROG_LOAD, attr)
+    except OSError as e:
+        detail = log.value.decode(errors="replace").strip().splitlines()
+        raise OSError(e.errno, f"{e.strerror}{': ' + detail[-1] if detail else ''}") from None
+
+
+def _attach_attr(cgroup_fd: int, prog_fd: int, flags: int = 0) -> bytearray:
+    attr = bytearray(32)
+    struct.pack_into("<IIII", attr, 0, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags)
+    return attr
+
+
+def query_programs(cgroup_fd: int) -> list[int]:
+    """Ids of the device programs attached directly to this cgroup (not inherited ones)."""
+    ids = (ctypes.c_uint32 * 64)()
+    attr = bytearray(40)
+    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
+    _bpf(BPF_PROG_QUERY, attr)
+    count = struct.unpack_from("<I", attr, 24)[0]
+    return list(ids[:count])
+
+
+def query_programs_at(cgroup_dir: str) -> list[int]:
+    """``query_programs`` by path (for tests and diagnostics)."""
+    fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return query_programs(fd)
+    finally:
+        os.close(fd)
+
+
+def _prog_fd_by_id(prog_id: int) -> int:
+    attr = bytearray(16)
+    struct.pack_into("<I", attr, 0, prog_id)
+    return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+
+
+def is_cgroup2(path: str) -> bool:
+    """True if ``path`` is a directory on a cgroup2 mount (fake trees in tests are not)."""
+    from pyrunc.linux.mount import fstatfs_type
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fstatfs_type(fd) == CGROUP2_SUPER_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None) -> None:
+    """Install the program for ``entries`` on ``cgroup_dir``, replacing the one(s) attached before.
+
+    Rules are validated (and the program assembled and verified by the kernel)
+    before anything is attached, so a bad rule leaves the old filter in place.
+    """
+    code = assemble(entries)
+    try:
+        cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(f"open {cgroup_dir}: {e.strerror}", step=STEP, container=container) from e
+    prog_fd = -1
+    try:
+        try:
+            old = query_programs(cgroup_fd)
+            prog_fd = load_program(code)
+            _bpf(BPF_PROG_ATTACH, _attach_attr(cgroup_fd, prog_fd, BPF_F_ALLOW_MULTI))
+        except OSError as e:
+            raise CgroupError(f"installing the eBPF device filter on {cgroup_dir}: {e.strerror}",
+                              step=STEP, container=container) from e
+        new_ids = set(query_programs(cgroup_fd)) - set(old)
+        for prog_id in old:
+            if prog_id in new_ids:
+                continue
+            try:
+                old_fd = _prog_fd_by_id(prog_id)
+            except OSError as e:
+                if e.errno == errno.ENOENT:
+                    continue  # detached and freed meanwhile
+                raise CgroupError(f"replacing the eBPF device filter on {cgroup_dir}: {e.strerror}",
+                                  step=STEP, container=container) from e
+            try:
+                _bpf(BPF_PROG_DETACH, _attach_attr(cgroup_fd, old_fd))
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise CgroupError(f"detaching the old eBPF device filter from {cgroup_dir}: "
+                                      f"{e.strerror}", step=STEP, container=container) from e
+            finally:
+                os.close(old_fd)
+    finally:
+        if prog_fd >= 0:
+            os.close(prog_fd)
+        os.close(cgroup_fd)
