@@ -11,9 +11,9 @@ foreground `run`, proxies it to its own terminal.
 
 from __future__ import annotations
 
+import _socket
 import fcntl
 import os
-import socket
 import struct
 import termios
 
@@ -64,9 +64,9 @@ def make_controlling(slave: int) -> None:
         os.close(slave)
 
 
-def connect_console_socket(path: str) -> socket.socket:
+def connect_console_socket(path: str):
     """Connected from the host side before anything is forked (the path is a host path)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as e:
@@ -75,10 +75,10 @@ def connect_console_socket(path: str) -> socket.socket:
     return sock
 
 
-def send_master(sock: socket.socket, master: int, name: str) -> None:
+def send_master(sock, master: int, name: str) -> None:
     """runc's console protocol: one message, one SCM_RIGHTS fd, the pty name as the payload."""
     try:
-        socket.send_fds(sock, [name.encode()], [master])
+        sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))])
     except OSError as e:
         raise PyruncError(f"send pty master to console socket: {e.strerror}", step="create") from None
 
@@ -91,8 +91,8 @@ def proxy(master: int, pid: int, reap) -> int:
     returns the init's exit status once it has exited, else None; it is polled
     whenever SIGCHLD wakes us.
     """
+    import _signal as signal
     import select
-    import signal
     import tty
 
     saved = None

@@ -19,8 +19,8 @@ TEMPLATE = """#!{python} -IS
 import sys
 sys.path[:0] = [{project!r}]
 sys.path.append({site_packages!r})
-from pyrunc.cli import main
-sys.exit(main())
+from pyrunc.cli import run_and_exit
+run_and_exit()
 """
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # the C module: names without the enum import
 
 from .errors import UsageError
+
+NAMES = {n: getattr(signal, n) for n in dir(signal)
+         if n.startswith("SIG") and not n.startswith("SIG_") and isinstance(getattr(signal, n), int)}
 
 
 def parse_signal(raw: str) -> int:
@@ -21,10 +24,10 @@ def parse_signal(raw: str) -> int:
     rt = _realtime(name)
     if rt is not None:
         return rt
-    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    sig = NAMES.get(name)
     if sig is None:
         raise UsageError(f'unknown signal "{raw}"')
-    return int(sig)
+    return sig
 
 
 def _realtime(name: str) -> int | None:

@@ -9,8 +9,8 @@ init only receives finished fds.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: no enum import on the hot path
 import os
-import signal
 
 from . import linux
 from .errors import PyruncError

@@ -7,8 +7,8 @@ status can be reaped. Every signal we receive is forwarded to the init.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: no enum import on the hot path
 import os
-import signal
 
 from .. import proc
 from ..container import Container

@@ -168,15 +168,18 @@ def ns_fd_type(fd: int) -> int:
 
 def bring_up_loopback() -> None:
     """Set IFF_UP on "lo" with one ioctl: no netlink library needed on the hot path."""
+    import _socket
     import fcntl
-    import socket
     import struct
 
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sh14x", b"lo", 0)
         flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
 
 
 SYS_ioprio_set = 251

@@ -13,13 +13,18 @@ small JSON object with a ``type``. The protocol, in order:
 
 A peer that dies closes its end: ``recv`` then sees EOF and raises, so no
 wait can hang on a dead stage.
+
+Messages are ``marshal``-encoded and the sockets come from ``_socket``: both
+peers are pyrunc's own code, and the public ``json`` and ``socket`` modules
+would cost `create` the imports of ``re`` and ``enum``.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
+import marshal
 import os
-import socket
+import struct
 
 from ..errors import ChildError
 
@@ -27,12 +32,12 @@ MAX_MESSAGE = 64 * 1024
 
 
 class Channel:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock):
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
     def fileno(self) -> int:
@@ -40,9 +45,10 @@ class Channel:
 
     def send(self, type_: str, *, fds: list[int] | None = None, **fields) -> None:
         fields["type"] = type_
-        data = json.dumps(fields).encode()
+        data = marshal.dumps(fields)
         if fds:
-            socket.send_fds(self.sock, [data], fds)
+            rights = struct.pack(f"{len(fds)}i", *fds)
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
         else:
             self.sock.send(data)
 
@@ -58,7 +64,8 @@ class Channel:
         """Next message; EOF (None if ``eof_ok``) or garbage from the peer becomes a ChildError."""
         self.sock.settimeout(timeout)
         try:
-            data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
+            data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * 4))
+            fds = received_fds(ancdata)
         except TimeoutError:
             raise ChildError("timed out waiting for the container init", step="sync") from None
         if not data:
@@ -66,10 +73,10 @@ class Channel:
                 return None
             raise ChildError("container init exited before reporting", step="sync")
         try:
-            msg = json.loads(data)
+            msg = marshal.loads(data)
             if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
                 raise ValueError
-        except ValueError:
+        except (ValueError, EOFError, TypeError):
             for fd in fds:
                 os.close(fd)
             raise ChildError("malformed message from the container init", step="sync") from None
@@ -89,3 +96,13 @@ class Channel:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def received_fds(ancdata: list) -> list[int]:
+    """The fds of SCM_RIGHTS control messages."""
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
+    return fds

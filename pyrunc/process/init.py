@@ -15,11 +15,12 @@ pivot_root the host's site-packages are no longer reachable.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: no enum import on the hot path
 import os
 import resource
-import signal
 import stat
 import sys
+import time
 
 from .. import console, linux, namespaces, rootfs, scheduling
 from ..errors import PyruncError
@@ -62,6 +63,7 @@ class InitContext:
         self.start_fd: int | None = None
         self.seccomp = None  # a CompiledFilter, compiled by the parent before forking
         self.idmap_fds: dict[int, int] = {}  # mount index -> user namespace fd (idmapped mounts)
+        self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
         self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
         self.env: dict[str, str] = {}
 
@@ -211,11 +213,17 @@ def init_main(ctx: InitContext) -> None:
     linux.set_name("pyrunc:[2:INIT]")
     step = "init"
     try:
+        clock = time.monotonic
         for fn in STEPS:
             step = fn.__name__
             if ctx.fault_step == step:
                 ctx.chan.send("fault")  # the parent's pid is not visible from here
-            fn(ctx)
+            if ctx.timeline is not None:
+                began = clock()
+                fn(ctx)
+                ctx.timeline.append((step, clock() - began))
+            else:
+                fn(ctx)
     except BaseException as e:  # noqa: BLE001
         if not report(ctx.chan, e, step):
             # After `ready` the parent is gone: say it on the container's stderr instead.
@@ -527,8 +535,9 @@ def set_final_cpu_affinity(ctx: InitContext) -> None:
 
 
 def report_ready(ctx: InitContext) -> None:
-    """Tell the parent all setup is done; it records the state and exits."""
-    ctx.chan.send("ready")
+    """Tell the parent all setup is done (with the step timeline under --debug); it records the
+    state and exits."""
+    ctx.chan.send("ready", timeline=ctx.timeline or [])
     ctx.chan.close()
 
 

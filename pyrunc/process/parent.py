@@ -9,13 +9,13 @@ the init, the cgroup and the state directory.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: no enum import on the hot path
 import os
-import signal
 import time
 
 from .. import linux, log, namespaces, proc
 from ..errors import ChildError, PyruncError
-from ..hooks import run_hooks
+from ..hooks import preload_for_hooks, run_hooks
 from ..log import rfc3339
 from ..security import capabilities
 from ..spec import load_config
@@ -40,6 +40,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         for name in caps.unknown:
             log.get().warning(f"container {cid}: unknown capability {name!r} skipped")
     seccomp = compile_seccomp(config, cid)
+    preload_for_hooks(config.get("hooks"))
     join_fds = namespaces.open_join_fds(ns_plan)
     console_sock = None
     if opts.console_socket:
@@ -73,6 +74,8 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
                           preserve_fds=opts.preserve_fds)
         ctx.seccomp = seccomp
         ctx.fault_step = FAULT
+        if log.get().min_level == 0:
+            ctx.timeline = []
         ctx.idmap_fds = idmap_fds(config)
         if opts.subreaper:
             linux.set_child_subreaper()
@@ -106,9 +109,9 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             move_devices(init_pid, config["linux"]["netDevices"])
         reap(stage1_pid)
         stage1_pid = 0
+        # Not saved yet: should we die now, the cgroup in the record still finds the init.
         record["pid"] = init_pid
         record["start_time"] = proc.pid_start_time(init_pid)
-        sd.save(record)
         fault_point("init_pid")
         serve_init(parent_chan, config, record, console_sock, opts)
         parent_chan.close()
@@ -293,6 +296,8 @@ def serve_init(chan: Channel, config: dict, record: dict, console_sock, opts) ->
     while True:
         msg = chan.recv()
         if msg["type"] == "ready":
+            for step, seconds in msg.get("timeline") or []:
+                log.get().debug(f"container {record['id']}: init step {step}: {seconds * 1000:.2f} ms")
             return
         if msg["type"] == "seccomp":
             if not msg["fds"]:

@@ -12,8 +12,8 @@ execve failed.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: no enum import on the hot path
 import os
-import signal
 
 from .. import linux, namespaces, proc
 from ..errors import PyruncError

@@ -34,7 +34,6 @@ from __future__ import annotations
 import errno as _errno
 import json
 import os
-import socket  # already loaded by the sync channel; no extra cost
 import struct
 import sys
 
@@ -444,8 +443,10 @@ def notify_payload(state: dict, *, pid: int, metadata: str | None = None,
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def connect_listener(listener_path: str) -> socket.socket:
+def connect_listener(listener_path: str):
     """Connect to listenerPath (AF_UNIX, SOCK_STREAM); do it on the host side, before pivot_root."""
+    import socket  # only notify filters need it: the hot path never pays for it
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(listener_path)
@@ -456,7 +457,7 @@ def connect_listener(listener_path: str) -> socket.socket:
     return sock
 
 
-def send_listener(listener: str | socket.socket, fd: int, state: dict, metadata: str | None = None,
+def send_listener(listener, fd: int, state: dict, metadata: str | None = None,
                   *, pid: int | None = None) -> None:
     """Send the listener fd (SCM_RIGHTS) and the process state to the seccomp agent.
 
@@ -464,6 +465,8 @@ def send_listener(listener: str | socket.socket, fd: int, state: dict, metadata:
     ``connect_listener``). Exactly one state per connection, then the
     connection is closed, as runtime-spec requires; any failure is an error.
     """
+    import socket
+
     payload = notify_payload(state, pid=state.get("pid", 0) if pid is None else pid, metadata=metadata)
     sock = connect_listener(listener) if isinstance(listener, str) else listener
     try:

@@ -24,7 +24,7 @@ edit can never be silently ignored.
 
 from __future__ import annotations
 
-import re
+from .patterns import FAST
 
 # typing and collections.abc cost ~3 ms to import; the names below are only
 # needed by type checkers (annotations are strings under __future__).
@@ -257,15 +257,19 @@ def _length(kind: type, too: str, empty_word: str, at: int,
 
 
 def _pattern(comp: _Compiler, pattern: str, _schema: dict) -> Checker:
-    compiled: list[re.Pattern | None] = [None]  # compiled on first use: most patterns never run
+    matches = FAST.get(pattern)  # our schemas' patterns have exact predicates: no `re` import
+    if matches is None:
+        compiled: list = [None]  # compiled on first use: most patterns never run
+
+        def matches(inst: str) -> bool:
+            if compiled[0] is None:
+                import re
+
+                compiled[0] = re.compile(_translate_pattern(pattern))
+            return compiled[0].search(inst) is not None
 
     def check(inst: Any, loc: Location, errs: Errors) -> None:
-        if type(inst) is not str:
-            return
-        regex = compiled[0]
-        if regex is None:
-            regex = compiled[0] = re.compile(_translate_pattern(pattern))
-        if regex.search(inst) is None:
+        if type(inst) is str and not matches(inst):
             errs.append((loc, f"{show(inst)} does not match {pattern!r}"))
     return check
 
@@ -282,6 +286,8 @@ def _unique_items(comp: _Compiler, flag: bool, _schema: dict) -> Checker:
 def _object_group(comp: _Compiler, schema: dict) -> Checker:
     """properties + patternProperties + additionalProperties, in one pass over the keys."""
     props = {k: comp.compile(v) for k, v in schema.get("properties", {}).items()}
+    if schema.get("patternProperties"):
+        import re
     patterns = [(re.compile(_translate_pattern(p)), comp.compile(v))
                 for p, v in schema.get("patternProperties", {}).items()]
     extra_schema = schema.get("additionalProperties", True)
