@@ -13,7 +13,7 @@ import _signal as signal
 import os
 import time
 
-from . import proc
+from . import OCI_VERSION, proc
 from .errors import NotFound, PyruncError, WrongStatus
 from .state import StateDir, check_id, compute_status, list_ids
 
@@ -79,7 +79,7 @@ class Container:
         """The state document in runc's key order (runtime.md "State")."""
         status = self.status()
         doc = {
-            "ociVersion": self.st.get("ociVersion", ""),
+            "ociVersion": OCI_VERSION,  # the spec version this state complies with (runtime.md)
             "id": self.id,
             "pid": self.pid if status != "stopped" else 0,
             "status": status,
@@ -203,12 +203,10 @@ class Container:
         hooks = self.st.get("hooks")
         if hooks and hooks.get("poststop"):
             from . import log
-            from .hooks import run_hooks
+            from .hooks import run_hooks_warn
 
-            try:
-                run_hooks(hooks, "poststop", self.hook_state("stopped"))
-            except PyruncError as e:
-                log.get().warning(f"container {self.id}: {e.line()}")
+            run_hooks_warn(hooks, "poststop", self.hook_state("stopped"),
+                           lambda msg: log.get().warning(f"container {self.id}: {msg}"))
         self.dir.remove()
 
     # -- cgroup commands: pause, resume, update, ps -----------------------------

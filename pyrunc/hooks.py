@@ -8,6 +8,7 @@ order listed.
 
 from __future__ import annotations
 
+from . import OCI_VERSION
 from .errors import HookError
 from .jsonout import dumps
 
@@ -34,7 +35,7 @@ def run_hook(hook: dict, phase: str, index: int, state: dict) -> None:
     try:
         proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
-                                cwd=state.get("bundle") or "/")
+                                cwd=hook_cwd(state))
     except OSError as e:
         raise HookError(f"{where}: {e.strerror}", step=phase) from None
     try:
@@ -52,6 +53,23 @@ def run_hook(hook: dict, phase: str, index: int, state: dict) -> None:
         raise HookError(f"{where}: {code}" + (f": {detail}" if detail else ""), step=phase)
 
 
+def hook_cwd(state: dict) -> str:
+    """The bundle, where it is reachable; inside the container (startContainer) it may not be."""
+    import os
+
+    bundle = state.get("bundle") or "/"
+    return bundle if os.path.isdir(bundle) else "/"
+
+
+def run_hooks_warn(hooks: dict | None, phase: str, state: dict, warn) -> None:
+    """Every hook of `phase`, each failure only a warning (poststop: runtime.md step 13)."""
+    for index, hook in enumerate((hooks or {}).get(phase) or []):
+        try:
+            run_hook(hook, phase, index, state)
+        except HookError as e:
+            warn(e.line())
+
+
 def preload_for_hooks(hooks: dict | None) -> None:
     """Import what running hooks needs now, while the host's modules are still reachable."""
     if any((hooks or {}).get(phase) for phase in PHASES):
@@ -61,7 +79,7 @@ def preload_for_hooks(hooks: dict | None) -> None:
 def oci_state(st: dict, status: str, pid: int | None = None) -> dict:
     """The OCI state document (runtime.md "State") for hooks and `pyrunc state`."""
     doc = {
-        "ociVersion": st.get("ociVersion", ""),
+        "ociVersion": OCI_VERSION,  # the spec version the state document follows
         "id": st["id"],
         "status": status,
         "pid": st.get("pid", 0) if pid is None else pid,

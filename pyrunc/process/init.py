@@ -22,7 +22,7 @@ import stat
 import sys
 import time
 
-from .. import console, linux, namespaces, rootfs, scheduling
+from .. import OCI_VERSION, console, linux, namespaces, rootfs, scheduling
 from ..errors import PyruncError
 from ..hooks import run_hooks
 from ..rootfs import resolve
@@ -30,12 +30,10 @@ from ..security import capabilities, lsm
 from . import execfifo
 from .channel import Channel
 
-RLIMITS = {
-    "RLIMIT_" + n: getattr(resource, "RLIMIT_" + n)
-    for n in ("AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE", "NOFILE",
-              "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK")
-    if hasattr(resource, "RLIMIT_" + n)
-}
+# The kernel's resource numbers (Python's resource module lacks some, e.g. RLIMIT_LOCKS).
+RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
+    ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS",
+     "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"))}
 
 
 class InitContext:
@@ -81,9 +79,6 @@ def stage1(ctx: InitContext) -> None:
         close_foreign_fds(ctx)
         if ctx.process.get("terminal"):
             detach_stdio()
-        initial = (ctx.process.get("execCPUAffinity") or {}).get("initial")
-        if initial:  # before the parent moves us into the container's cgroup
-            scheduling.apply_affinity(initial, "initial")
         ctx.chan.expect("go")
         step = "join namespaces"
         namespaces.join(ctx.join_fds)
@@ -528,7 +523,7 @@ def set_personality(ctx: InitContext) -> None:
 
 
 def set_final_cpu_affinity(ctx: InitContext) -> None:
-    """execCPUAffinity.final: the CPUs the program itself starts on."""
+    """execCPUAffinity.final: the CPUs an exec'd program starts on (config.md: not the init's)."""
     final = (ctx.process.get("execCPUAffinity") or {}).get("final")
     if final:
         scheduling.apply_affinity(final, "final")
@@ -590,7 +585,7 @@ def exec_process(ctx: InitContext) -> None:
 
 
 def hook_state(ctx: InitContext, status: str) -> dict:
-    doc = {"ociVersion": ctx.config.get("ociVersion", ""), "id": ctx.cid, "status": status,
+    doc = {"ociVersion": OCI_VERSION, "id": ctx.cid, "status": status,
            "pid": os.getpid(), "bundle": ctx.bundle}
     if ctx.config.get("annotations"):
         doc["annotations"] = ctx.config["annotations"]
@@ -627,6 +622,5 @@ STEPS = (
     report_ready,
     wait_for_start,
     run_start_hooks,
-    set_final_cpu_affinity,
     exec_process,
 )

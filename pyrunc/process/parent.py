@@ -13,9 +13,9 @@ import _signal as signal  # the C module: no enum import on the hot path
 import os
 import time
 
-from .. import linux, log, namespaces, proc
+from .. import OCI_VERSION, linux, log, namespaces, proc
 from ..errors import ChildError, PyruncError
-from ..hooks import preload_for_hooks, run_hooks
+from ..hooks import preload_for_hooks, run_hooks, run_hooks_warn
 from ..log import rfc3339
 from ..security import capabilities
 from ..spec import load_config
@@ -39,6 +39,8 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
     if caps is not None:
         for name in caps.unknown:
             log.get().warning(f"container {cid}: unknown capability {name!r} skipped")
+        for warning in caps.restrict(capabilities.held_bounding()):
+            log.get().warning(f"container {cid}: {warning}")
     seccomp = compile_seccomp(config, cid)
     preload_for_hooks(config.get("hooks"))
     join_fds = namespaces.open_join_fds(ns_plan)
@@ -124,6 +126,11 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         return record
     except BaseException as e:
         cleanup(sd, mgr, init_pid, stage1_pid)
+        if (config.get("hooks") or {}).get("poststop"):  # runtime.md: a failed create goes on at delete
+            run_hooks_warn(config["hooks"], "poststop",
+                           {"ociVersion": OCI_VERSION, "id": cid, "status": "stopped", "pid": 0,
+                            "bundle": opts.bundle},
+                           lambda msg: log.get().warning(f"container {cid}: {msg}"))
         for _, fd in join_fds:
             os.close(fd)
         if isinstance(e, PyruncError):
@@ -251,21 +258,21 @@ def write_id_mappings(pid: int, config: dict) -> None:
 
 
 def cgroup_resources(config: dict) -> dict:
-    """linux.resources plus the device rules runc always adds.
-
-    Like runc: the config's rules first, then an allow rule for every
-    linux.devices node, then the devices every container needs (null, zero,
-    tty, pts, ...), so a config's usual "deny all" does not break /dev/null.
-    """
-    from ..cgroups.resources import DEFAULT_ALLOWED_DEVICES
+    """linux.resources (unknown keys dropped) plus the device rules runc always adds."""
+    from ..cgroups.resources import DEFAULT_ALLOWED_DEVICES, KNOWN_KEYS
 
     lin = config.get("linux") or {}
-    resources = dict(lin.get("resources") or {})
+    resources = {}
+    for key, value in (lin.get("resources") or {}).items():
+        if key not in KNOWN_KEYS[""]:
+            continue  # config.md: unknown properties MUST be ignored
+        known = KNOWN_KEYS.get(key)
+        if known is not None and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in known}
+        resources[key] = value
+    # The config's rules in order, then the ones every container needs: a "deny all" in
+    # the config resets whatever came before it, so it cannot lock out /dev/null.
     rules = list(resources.get("devices") or [])
-    for dev in lin.get("devices") or []:
-        if dev.get("type") in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "b" if dev["type"] == "b" else "c",
-                          "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
     rules.extend(DEFAULT_ALLOWED_DEVICES)
     resources["devices"] = rules
     return resources
@@ -302,7 +309,7 @@ def serve_init(chan: Channel, config: dict, record: dict, console_sock, opts) ->
         if msg["type"] == "seccomp":
             if not msg["fds"]:
                 raise ChildError("seccomp message without the listener fd", step="sync")
-            state = {"ociVersion": record["ociVersion"], "id": record["id"], "status": "creating",
+            state = {"ociVersion": OCI_VERSION, "id": record["id"], "status": "creating",
                      "pid": record["pid"], "bundle": record["bundle"]}
             send_seccomp_listener(config, msg["fds"][0], state, record["pid"])
             chan.send("seccomp_done")
@@ -322,7 +329,7 @@ def serve_init(chan: Channel, config: dict, record: dict, console_sock, opts) ->
                 opts.console_master = master
             continue
         if msg["type"] == "hooks":
-            state = {"ociVersion": record["ociVersion"], "id": record["id"], "status": "creating",
+            state = {"ociVersion": OCI_VERSION, "id": record["id"], "status": "creating",
                      "pid": record["pid"], "bundle": record["bundle"]}
             if record["annotations"]:
                 state["annotations"] = record["annotations"]

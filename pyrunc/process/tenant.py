@@ -15,7 +15,7 @@ from __future__ import annotations
 import _signal as signal  # the C module: no enum import on the hot path
 import os
 
-from .. import linux, namespaces, proc
+from .. import OCI_VERSION, linux, namespaces, proc
 from ..errors import PyruncError
 from . import init as steps
 from .channel import Channel
@@ -49,6 +49,11 @@ def joiner(ctx: InitContext) -> None:
         linux.set_pdeathsig(signal.SIGKILL)
         linux.set_dumpable(False)
         close_foreign_fds(ctx)
+        initial = (ctx.process.get("execCPUAffinity") or {}).get("initial")
+        if initial:  # config.md: before the move into the container's cgroup
+            from .. import scheduling
+
+            scheduling.apply_affinity(initial, "initial")
         ctx.chan.expect("go")
         namespaces.join(ctx.join_fds)
         for _, fd in ctx.join_fds:
@@ -126,6 +131,11 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
     from .parent import compile_seccomp, send_seccomp_listener
 
     caps = capabilities.plan(process.get("capabilities"))
+    if caps is not None:
+        from .. import log
+
+        for warning in caps.restrict(capabilities.held_bounding()):
+            log.get().warning(f"container {cid}: exec: {warning}")
     seccomp = compile_seccomp(config, cid)  # the container's filter applies to exec'd processes too
     join_fds = open_container_namespaces(pid, config)
     if not proc.pid_alive(pid, start_time):  # checked after opening: the fds are the right ones
@@ -170,7 +180,7 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
                         master = None
                 continue
             if msg["type"] == "seccomp" and msg["fds"]:
-                state = {"ociVersion": config.get("ociVersion", ""), "id": cid, "status": "running",
+                state = {"ociVersion": OCI_VERSION, "id": cid, "status": "running",
                          "pid": pid, "bundle": ""}
                 send_seccomp_listener(config, msg["fds"][0], state, child)
                 parent_chan.send("seccomp_done")

@@ -53,10 +53,12 @@ def device_list(devices: list[dict], default_devices: bool) -> list[dict]:
 
 
 def _check_dev_path(path: str) -> str:
-    """Device paths must live under /dev; refuse ``..`` tricks lexically before touching anything."""
+    """An absolute path below / (config.md: devices MAY live anywhere in the container); ``..``
+    is refused lexically, and the node is then made relative to a verified parent fd."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
-    if "\x00" in path or ".." in parts or len(parts) < 2 or parts[0] != "dev":
-        raise PyruncError(f"device path {path!r} is not under /dev", step=STEP)
+    if "\x00" in path or ".." in parts or not parts or not path.startswith("/"):
+        raise PyruncError(f"device path {path!r} must be an absolute path inside the container",
+                          step=STEP)
     return "/" + "/".join(parts)
 
 

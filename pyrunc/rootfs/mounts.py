@@ -421,6 +421,8 @@ def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
         check_proc_policy(_clean(dest), mtype, None)
     if mtype == "bind" and not opts.is_bind:
         opts.flags |= m.MS_BIND
+    if opts.idmap and userns_fd is None:
+        raise PyruncError(f"mount {dest}: {opts.idmap} needs uidMappings and gidMappings", step=STEP)
     if userns_fd is not None and not opts.is_bind:
         raise PyruncError(f"mount {dest}: idmapped mounts are only supported for bind mounts", step=STEP)
     if opts.is_bind:

@@ -41,6 +41,10 @@ FLAGS: dict[str, tuple[bool, int]] = {
     "nolazytime": (True, m.MS_LAZYTIME),
     "symfollow": (True, m.MS_NOSYMFOLLOW),
     "nosymfollow": (False, m.MS_NOSYMFOLLOW),
+    "silent": (False, 1 << 15),   # MS_SILENT
+    "loud": (True, 1 << 15),
+    "iversion": (False, 1 << 23),  # MS_I_VERSION
+    "noiversion": (True, 1 << 23),
     "bind": (False, m.MS_BIND),
     "rbind": (False, m.MS_BIND | m.MS_REC),
 }

@@ -51,6 +51,45 @@ class CapPlan:
             self.masks[which] = mask
 
 
+    def restrict(self, held: int) -> list[str]:
+        """Drop what cannot be granted, returning one warning per dropped capability.
+
+        A capability we do not hold ourselves cannot be given (capset fails for all),
+        and an ambient one needs to be permitted and inheritable too (runc ignores such
+        ambient entries likewise): both become warnings rather than a failed start.
+        """
+        warnings = []
+        for which in SETS:
+            lost = self.masks[which] & ~held
+            if lost:
+                warnings += [f"{which} capability {name_of(c)} is not held by the runtime: skipped"
+                             for c in bits(lost)]
+                self.masks[which] &= held
+        amb = self.masks["ambient"]
+        ok = amb & self.masks["permitted"] & self.masks["inheritable"]
+        warnings += [f"ambient capability {name_of(c)} is not also permitted and inheritable: skipped"
+                     for c in bits(amb & ~ok)]
+        self.masks["ambient"] = ok
+        return warnings
+
+
+def bits(mask: int) -> list[int]:
+    return [c for c in range(mask.bit_length()) if mask & (1 << c)]
+
+
+def name_of(cap: int) -> str:
+    return "CAP_" + NAMES[cap] if cap < len(NAMES) else f"capability {cap}"
+
+
+def held_bounding() -> int:
+    """Our own bounding set (CapBnd): nothing outside it can reach a container."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return (1 << (last_cap() + 1)) - 1
+
+
 def plan(caps: dict | None) -> CapPlan | None:
     return None if caps is None else CapPlan(caps, last_cap())
 

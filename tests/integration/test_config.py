@@ -305,3 +305,33 @@ def test_hook_timeout(pyrunc, bundle):
     p = pyrunc("create", "c1", bundle=bundle)
     assert p.returncode == 1 and "timeout" in p.stderr
     assert not (pyrunc.root / "c1").exists()
+
+
+def test_ungrantable_and_ambient_only_capabilities_are_warnings(pyrunc, bundle, tmp_path):
+    """CAP_SYS_RESOURCE is not held on these machines, and an ambient capability that is not
+    inheritable cannot be raised: both are skipped with a warning (runc runs such configs too)."""
+    caps = ["CAP_KILL", "CAP_SYS_RESOURCE"]
+    bundle.config["process"]["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
+                                                "ambient": ["CAP_KILL"]}
+    bundle.config["process"]["args"] = ["grep", "CapEff", "/proc/self/status"]
+    log = tmp_path / "log.json"
+    p = pyrunc("run", "cw", bundle=bundle, log=str(log), log_format="json")
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split()[1], 16) & (1 << 5)
+    text = log.read_text()
+    if "CAP_SYS_RESOURCE" in text:  # only where the runtime lacks it, as here
+        assert "not held by the runtime" in text
+    assert "ambient capability CAP_KILL" in text
+
+
+def test_failed_create_still_runs_poststop_hooks(pyrunc, bundle, tmp_path):
+    """runtime.md: a failing prestart hook continues the lifecycle at delete, so poststop runs;
+    a failing poststop hook does not stop the ones after it."""
+    marker = tmp_path / "poststop-ran"
+    bundle.config["hooks"] = {"prestart": [{"path": "/bin/false"}],
+                              "poststop": [{"path": "/bin/false"},
+                                           {"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}"]}]}
+    p = pyrunc("create", "ps1", bundle=bundle)
+    assert p.returncode == 1
+    assert marker.exists()
+    assert not (pyrunc.root / "ps1").exists()

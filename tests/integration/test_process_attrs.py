@@ -40,10 +40,21 @@ def test_io_priority(pyrunc, bundle):
     assert prio >> 13 == 3
 
 
-def test_exec_cpu_affinity_final(pyrunc, bundle):
+def test_exec_cpu_affinity_final_applies_to_exec_not_init(pyrunc, bundle, tmp_path):
+    """config.md: execCPUAffinity is not applied to the init, only to exec'd processes."""
+    proc = {"args": ["grep", "Cpus_allowed_list", "/proc/self/status"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}, "execCPUAffinity": {"initial": "0", "final": "0"}}
     bundle.config["process"]["execCPUAffinity"] = {"final": "0"}
-    out = run_probe(pyrunc, bundle, "grep Cpus_allowed_list /proc/self/status")
-    assert out.split()[1] == "0"
+    bundle.config["process"]["args"] = ["sleep", "100"]
+    pyrunc("run", "-d", "aff1", bundle=bundle, check=True)
+    pid = pyrunc.state("aff1")["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        init_cpus = next(line for line in f if line.startswith("Cpus_allowed_list")).split()[1]
+    assert init_cpus == f"0-{os.cpu_count() - 1}" or os.cpu_count() == 1
+    (tmp_path / "p.json").write_text(__import__("json").dumps(proc))
+    p = pyrunc("exec", "--process", str(tmp_path / "p.json"), "aff1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[1] == "0"
 
 
 def test_memory_policy_bind(pyrunc, bundle):
