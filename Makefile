@@ -64,3 +64,17 @@ clean:
 conformance: setup
 	conformance/run --runtime $(VENV)/bin/pyrunc --oracle $$(command -v runc || echo /usr/sbin/runc) \
 	  --jobs 2 --quiet --report $(BUILD)/conformance.json --conformance-doc docs/CONFORMANCE.md
+
+# pyrunc vs runc side by side (docs/PERFORMANCE.md); BENCH_ARGS=--quick for a short run.
+# Precompile first: PYTHONDONTWRITEBYTECODE=1 would otherwise make pyrunc pay compile time.
+.PHONY: bench
+bench: setup
+	$(VENV)/bin/python -m compileall -q pyrunc >/dev/null
+	bench/compare --json bench/results/latest.json $(BENCH_ARGS)
+	bench/plot bench/results/latest.json bench/results/latency.png
+
+# The long hypothesis run of the hostile-input fuzzer (make test runs it with 40 examples).
+FUZZ_EXAMPLES ?= 2000
+.PHONY: fuzz
+fuzz: test-setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/fuzz
