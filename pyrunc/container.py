@@ -15,7 +15,7 @@ import time
 
 from . import OCI_VERSION, proc
 from .errors import NotFound, PyruncError, WrongStatus
-from .state import StateDir, check_id, compute_status, list_ids
+from .state import STATE_FILE, StateDir, check_id, compute_status, list_ids
 
 
 class CreateOptions:
@@ -279,13 +279,29 @@ class Container:
 
 
 def delete_missing(root: str, cid: str, force: bool) -> None:
-    """delete of an id without a readable state: clear leftovers; error unless --force."""
+    """delete of an id without a readable state: clear leftovers; error unless --force.
+
+    With --force, whatever the recovery record still names is killed and removed first:
+    the init (if it is still the same process) and every process in its cgroup.
+    """
+    check_id(cid)
     sd = StateDir(root, cid)
-    leftover = sd.exists()
-    if leftover:
-        sd.remove()
     if not force:
+        if sd.exists() and sd.load_recovery() is None \
+                and not os.path.exists(os.path.join(sd.path, STATE_FILE)):
+            sd.remove()  # an empty leftover (a create that died before recording anything)
         raise NotFound(cid, step="delete")
+    if not sd.exists():
+        return
+    rec = sd.load_recovery()
+    if rec:
+        c = Container(root, cid)
+        c.st = {"pid": rec.get("pid") or 0, "start_time": rec.get("start_time"), "cgroup": rec.get("cgroup")}
+        c._kill_and_wait()
+        cg = c.cgroup
+        if cg is not None:
+            cg.destroy()
+    sd.remove()
 
 
 def all_containers(root: str) -> list[Container]:

@@ -20,6 +20,7 @@ from .errors import AlreadyExists, InvalidID, NotFound, PyruncError
 
 DEFAULT_ROOT = "/run/pyrunc"
 STATE_FILE = "state"
+RECOVER_FILE = ".recover"  # pid + cgroup only: what `delete --force` needs if `state` is damaged
 FIFO = "exec.fifo"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 MAX_ID = 1024
@@ -100,10 +101,11 @@ class StateDir:
         try:
             with open(os.path.join(self.path, STATE_FILE), "rb") as f:
                 data = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(self.id) from None
-        except NotADirectoryError:
-            raise NotFound(self.id) from None
+        except OSError as e:
+            raise PyruncError(f"state file is unreadable ({e.strerror}); `delete --force` removes it",
+                              step="load state", container=self.id) from None
         try:
             st = marshal.loads(data)
             if not isinstance(st, dict) or "pid" not in st:
@@ -114,15 +116,32 @@ class StateDir:
         return st
 
     def save(self, st: dict) -> None:
-        """Write the record atomically: a temp file in the same directory, then rename."""
-        tmp = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}")
-        data = marshal.dumps(st)
+        """Write the record atomically: a temp file in the same directory, then rename.
+
+        A second, minimal record (pid, start time, cgroup) is kept beside it, so that a
+        damaged state file still leaves `delete --force` able to kill and remove everything.
+        """
+        recover = {k: st.get(k) for k in ("pid", "start_time", "cgroup")}
+        self._write(RECOVER_FILE, marshal.dumps(recover))
+        self._write(STATE_FILE, marshal.dumps(st))
+
+    def _write(self, name: str, data: bytes) -> None:
+        tmp = os.path.join(self.path, f".{name.lstrip('.')}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
-        os.rename(tmp, os.path.join(self.path, STATE_FILE))
+        os.rename(tmp, os.path.join(self.path, name))
+
+    def load_recovery(self) -> dict | None:
+        """The minimal record, or None if it is missing or unreadable too."""
+        try:
+            with open(os.path.join(self.path, RECOVER_FILE), "rb") as f:
+                rec = marshal.loads(f.read())
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+        return rec if isinstance(rec, dict) else None
 
     def remove(self) -> None:
         """Delete the directory and everything in it (files only: we never create subdirs)."""

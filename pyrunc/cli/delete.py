@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..container import Container, delete_missing
 from ..errors import NotFound, PyruncError
+from ..state import check_id
 from .args import Opt, exactly, parse
 
 
@@ -11,6 +12,7 @@ def run(argv: list[str], glob) -> int:
     p = parse(argv, [Opt("force", short="f")], command="delete")
     (cid,) = exactly(p, 1, "delete", "[command options] <container-id>")
     force = p.opts["force"]
+    check_id(cid)  # before any path is built from it: `delete -f ../x` must not reach outside
     try:
         c = Container.load(glob.root, cid)
     except NotFound:

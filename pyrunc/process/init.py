@@ -293,19 +293,39 @@ def set_up_console(ctx: InitContext) -> None:
     master, slave, name = console.open_console(ctx.process.get("consoleSize"), user.get("uid", 0),
                                                user.get("gid", 0))
     try:
-        root_fd = resolve.open_root("/")
+        target = open_console_mountpoint()
         try:
-            target = resolve.create_file_in_root(root_fd, "/dev/console", 0o600)
-            try:
-                rootfs.attach_clone(slave, target)
-            finally:
-                os.close(target)
+            rootfs.attach_clone(slave, target)
         finally:
-            os.close(root_fd)
+            os.close(target)
         ctx.chan.send("console", name=name, fds=[master])
     finally:
         os.close(master)
     console.make_controlling(slave)
+
+
+def open_console_mountpoint() -> int:
+    """/dev/console as a plain file we created or checked, never through a symlink the image
+    planted there (CVE-2025-52565 class): anything else in its place is removed first."""
+    root_fd = resolve.open_root("/")
+    try:
+        dev_fd = resolve.mkdir_all_in_root(root_fd, "/dev")
+    finally:
+        os.close(root_fd)
+    try:
+        try:
+            st = os.stat("console", dir_fd=dev_fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                return os.open("console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev_fd)
+            os.unlink("console", dir_fd=dev_fd)
+        except FileNotFoundError:
+            pass
+        return os.open("console", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       0o600, dir_fd=dev_fd)
+    except OSError as e:
+        raise PyruncError(f"prepare /dev/console: {e.strerror}", step="set_up_console") from None
+    finally:
+        os.close(dev_fd)
 
 
 def apply_sysctl(ctx: InitContext) -> None:

@@ -134,9 +134,18 @@ def parse_config(data: bytes) -> object:
         raise _problem(str(err)) from None
     except RecursionError:
         raise _problem("invalid JSON: nested too deeply") from None
-    except ValueError as err:  # the scanner's JSONDecodeError (it imports json.decoder for that)
-        line, col = getattr(err, "lineno", 0), getattr(err, "colno", 0)
-        raise _problem(f"invalid JSON at line {line} column {col}: {getattr(err, 'msg', err)}") from None
+    except (ValueError, SystemError):
+        # The C scanner reports malformed objects by raising json's JSONDecodeError, which it
+        # cannot always build on its own: parse again with json itself for the precise message.
+        import json
+
+        try:
+            json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+        except json.JSONDecodeError as err:
+            raise _problem(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        except _Reject as err:
+            raise _problem(str(err)) from None
+        raise _problem("invalid JSON") from None
 
 
 def load_config(bundle: str, *, container: str | None = None) -> dict:

@@ -22,11 +22,18 @@ INIT_POINTS = [fn.__name__ for fn in STEPS[: [f.__name__ for f in STEPS].index("
 
 
 def processes_in_cgroup(tag: str) -> list[str]:
+    """Live processes whose cgroup path mentions `tag`.
+
+    Zombies are left out: an orphaned init is reaped by the host's PID 1 in its own time,
+    and a zombie holds nothing (its cgroup can already be removed).
+    """
+    from pyrunc.proc import pid_state
+
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cgroup") as f:
-                if tag in f.read():
+                if tag in f.read() and pid_state(int(pid)) not in (None, "Z", "X"):
                     found.append(pid)
         except FileNotFoundError:
             pass

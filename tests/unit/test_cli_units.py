@@ -86,7 +86,7 @@ def test_state_save_is_atomic_and_private(tmp_path):
     sd.save({"pid": 1, "id": "c1"})
     assert sd.load() == {"pid": 1, "id": "c1"}
     assert os.stat(os.path.join(sd.path, "state")).st_mode & 0o777 == 0o600
-    assert sorted(os.listdir(sd.path)) == ["state"]
+    assert sorted(os.listdir(sd.path)) == [".recover", "state"]
     assert os.stat(sd.root).st_mode & 0o777 == 0o700
     sd.unlock()
     sd.remove()
