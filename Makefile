@@ -5,7 +5,9 @@ SHELL := /bin/bash
 # The real interpreter, not a version-manager shim.
 PYTHON ?= $(shell python3 -I -c 'import sys; print(sys.executable)')
 VENV := .venv
-APT_PACKAGES := busybox-static runc jq libseccomp2 strace hyperfine iproute2 procps
+APT_PACKAGES := busybox-static runc jq libseccomp2 strace hyperfine iproute2 procps bsdutils
+# What the whole suite drives: the real callers (e2e) and the pure cgroup v2 guest (tests/vm).
+TEST_APT_PACKAGES := podman conmon containerd docker.io qemu-system-x86 linux-image-amd64
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt
@@ -21,7 +23,7 @@ lint: test-setup
 
 setup: $(BUILD)/.apt $(VENV)/.installed
 
-test-setup: setup $(VENV)/.test-installed
+test-setup: setup $(BUILD)/.apt-test $(VENV)/.test-installed
 
 apt: $(BUILD)/.apt
 
@@ -33,6 +35,20 @@ $(BUILD)/.apt:
 	  echo "apt: installing$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+# docker.io would start a system dockerd from its postinst: a policy-rc.d refuses that
+# (only while we install, and only if the machine has none of its own).
+$(BUILD)/.apt-test: $(BUILD)/.apt
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; own=""; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	    chmod +x /usr/sbin/policy-rc.d; own=1; fi; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
+	  [ -z "$$own" ] || rm -f /usr/sbin/policy-rc.d; [ $$rc = 0 ]; \
 	fi
 	@touch $@
 
