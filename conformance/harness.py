@@ -25,7 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+from pyrunc.testing import busybox
+
+BUSYBOX = busybox.BUSYBOX
 HOOKPROBE = str(Path(__file__).with_name("hookprobe.py"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PREFIX = f"pyrunc-conf-{os.getpid()}"
@@ -95,19 +97,8 @@ class Result:
 # -- rootfs and base config ---------------------------------------------------------------
 
 def build_rootfs(dest: Path) -> Path:
-    """busybox-static, relative applet links, passwd/group: what every probe needs, nothing else."""
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "out"):
-        (dest / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout
-    for name in applets.split():
-        if name != "busybox" and not (dest / "bin" / name).exists():
-            os.symlink("busybox", dest / "bin" / name)
-    (dest / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
-    (dest / "etc" / "group").write_text("root:x:0:\nnobody:x:65534:\n")
-    (dest / "etc" / "hostname").write_text("rootfs\n")
-    return dest
+    """busybox-static, relative applet links, passwd/group, and /out for probe results."""
+    return busybox.build_rootfs(dest, extra_dirs=("out",))
 
 
 def _copy_rootfs(src: Path, dst: Path) -> None:

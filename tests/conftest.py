@@ -26,25 +26,9 @@ RUNC = shutil.which("runc") or "/usr/sbin/runc"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 sys.path.insert(0, str(REPO))
+from pyrunc.testing.busybox import build_rootfs  # noqa: E402
+
 _serial = itertools.count()
-
-
-def build_rootfs(dest: Path) -> Path:
-    """busybox-static with relative applet links, plus passwd/group: enough for every probe."""
-    (dest / "bin").mkdir(parents=True)
-    (dest / "etc").mkdir()
-    for d in ("proc", "sys", "dev", "tmp", "root"):
-        (dest / d).mkdir()
-    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout
-    for name in applets.split():
-        if name != "busybox":
-            os.symlink("busybox", dest / "bin" / name)
-    (dest / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
-    (dest / "etc" / "group").write_text("root:x:0:\nnobody:x:65534:\n")
-    (dest / "etc" / "hostname").write_text("rootfs\n")
-    return dest
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Helpers for pyrunc's tests, benchmarks and conformance harness. Never imported by the runtime."""
