@@ -12,6 +12,15 @@ BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt
 
+# Replace pip's console script with a lean, isolated launcher (pyrunc/launcher.py says why); every
+# pip install writes pip's script again, so each one is followed by this. The launcher must run
+# this venv's interpreter: callers exec it with an empty environment.
+define launcher
+$(VENV)/bin/python -m pyrunc.launcher $(VENV)/bin/pyrunc
+@head -1 $(VENV)/bin/pyrunc | grep -qx "#!$(CURDIR)/$(VENV)/bin/python -IS" || \
+  { echo "$(VENV)/bin/pyrunc does not point at $(CURDIR)/$(VENV)" >&2; exit 1; }
+endef
+
 demo: setup
 	@bash tests/demo.sh $(BUILD)/demo
 
@@ -59,16 +68,13 @@ $(VENV)/.created:
 # PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling.
 $(VENV)/.installed: $(VENV)/.created pyproject.toml $(shell find pyrunc -name '*.py')
 	$(VENV)/bin/python -m pip install -q -e . --config-settings editable_mode=compat
-	@# Replace pip's console script with a lean, isolated launcher (pyrunc/launcher.py says why).
-	$(VENV)/bin/python -m pyrunc.launcher $(VENV)/bin/pyrunc
-	@# It must run this venv's interpreter (callers exec it with an empty environment).
-	@head -1 $(VENV)/bin/pyrunc | grep -qx "#!$(CURDIR)/$(VENV)/bin/python -IS" || \
-	  { echo "$(VENV)/bin/pyrunc does not point at $(CURDIR)/$(VENV)" >&2; exit 1; }
+	$(call launcher)
 	$(VENV)/bin/python -m compileall -q pyrunc $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null || true
 	@touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(VENV)/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(call launcher)
 	@touch $@
 
 clean:

@@ -1,0 +1,21 @@
+"""The `pyrunc` command is our isolated launcher, not pip's script (which imports re and site)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import PYRUNC, REPO
+
+
+def test_installed_command_is_the_lean_launcher():
+    first = open(PYRUNC).readline().strip()
+    assert first == f"#!{REPO / '.venv' / 'bin' / 'python'} -IS", first
+
+
+def test_launcher_imports_no_re_or_site_for_state():
+    p = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-IS", "-X", "importtime", PYRUNC,
+                        "--root", "/nonexistent-pyrunc-root", "list"],
+                       capture_output=True, text=True, timeout=30)
+    modules = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if "|" in line}
+    assert p.returncode == 0, p.stderr
+    assert not modules & {"re", "site", "json", "enum", "ctypes", "dataclasses", "subprocess"}, modules
