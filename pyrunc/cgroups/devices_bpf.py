@@ -23,40 +23,26 @@ attached (``BPF_F_ALLOW_MULTI``) before the old ones are detached, so there is
 no moment without a filter. The old ones are found with ``BPF_PROG_QUERY`` on
 the container's own cgroup, which only this runtime writes to.
 
-This module uses ctypes directly for the bpf(2) attribute unions (the
-``pyrunc.linux`` package has no bpf wrapper yet); all buffers are built with
-``struct`` and the call goes through ``pyrunc.linux._libc.syscall``.
+The bpf(2) calls themselves live in ``pyrunc.linux.bpf``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
 import struct
 
 from pyrunc.errors import CgroupError
 
 STEP = "set cgroup devices"
 
-# bpf(2) commands, program and attach types (include/uapi/linux/bpf.h).
-BPF_PROG_LOAD = 5
-BPF_PROG_ATTACH = 8
-BPF_PROG_DETACH = 9
-BPF_PROG_GET_FD_BY_ID = 13
-BPF_PROG_QUERY = 16
-BPF_PROG_TYPE_CGROUP_DEVICE = 15
-BPF_CGROUP_DEVICE = 6
-BPF_F_ALLOW_MULTI = 2
+# Device program constants (include/uapi/linux/bpf.h).
 BPF_DEVCG_DEV_BLOCK = 1
 BPF_DEVCG_DEV_CHAR = 2
 BPF_DEVCG_ACC_MKNOD = 1
 BPF_DEVCG_ACC_READ = 2
 BPF_DEVCG_ACC_WRITE = 4
 CGROUP2_SUPER_MAGIC = 0x63677270
-
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 
 # Opcodes used by the assembler (class | op | source).
 _LDX_MEM_W = 0x61     # dst = *(u32 *)(src + off)
@@ -159,48 +145,20 @@ def assemble(entries: list[dict]) -> bytes:
     return b"".join(prologue + body + epilogue)
 
 
-# ----- bpf(2) --------------------------------------------------------------------------------------
-
-def _bpf(cmd: int, attr: bytearray) -> int:
-    from pyrunc.linux._libc import syscall
-
-    number = _SYS_BPF.get(platform.machine())
-    if number is None:
-        raise OSError(errno.ENOSYS, f"bpf: unknown syscall number on {platform.machine()}")
-    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
-    return syscall(number, ctypes.c_long(cmd), buf, ctypes.c_long(len(attr)), what=f"bpf(cmd {cmd})")
-
+# ----- bpf(2), through pyrunc.linux.bpf ---------------------------------------------------------
 
 def load_program(code: bytes) -> int:
-    """BPF_PROG_LOAD the device program; returns its fd. The verifier log is kept for errors."""
-    insns = ctypes.create_string_buffer(code, len(code))
-    license_ = ctypes.create_string_buffer(b"Apache-2.0")
-    log = ctypes.create_string_buffer(64 * 1024)
-    attr = bytearray(128)
-    struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8,
-                     ctypes.addressof(insns), ctypes.addressof(license_), 1, len(log), ctypes.addressof(log))
-    attr[48:48 + 10] = b"pyrunc_dev"  # prog_name (at offset 48, 16 bytes)
-    try:
-        return _bpf(BPF_PROG_LOAD, attr)
-    except OSError as e:
-        detail = log.value.decode(errors="replace").strip().splitlines()
-        raise OSError(e.errno, f"{e.strerror}{': ' + detail[-1] if detail else ''}") from None
+    """BPF_PROG_LOAD the device program; returns its fd."""
+    from pyrunc.linux import bpf
 
-
-def _attach_attr(cgroup_fd: int, prog_fd: int, flags: int = 0) -> bytearray:
-    attr = bytearray(32)
-    struct.pack_into("<IIII", attr, 0, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags)
-    return attr
+    return bpf.prog_load_cgroup_device(code)
 
 
 def query_programs(cgroup_fd: int) -> list[int]:
     """Ids of the device programs attached directly to this cgroup (not inherited ones)."""
-    ids = (ctypes.c_uint32 * 64)()
-    attr = bytearray(40)
-    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
-    _bpf(BPF_PROG_QUERY, attr)
-    count = struct.unpack_from("<I", attr, 24)[0]
-    return list(ids[:count])
+    from pyrunc.linux import bpf
+
+    return bpf.prog_query_device(cgroup_fd)
 
 
 def query_programs_at(cgroup_dir: str) -> list[int]:
@@ -210,12 +168,6 @@ def query_programs_at(cgroup_dir: str) -> list[int]:
         return query_programs(fd)
     finally:
         os.close(fd)
-
-
-def _prog_fd_by_id(prog_id: int) -> int:
-    attr = bytearray(16)
-    struct.pack_into("<I", attr, 0, prog_id)
-    return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
 
 
 def is_cgroup2(path: str) -> bool:
@@ -240,6 +192,8 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
     Rules are validated (and the program assembled and verified by the kernel)
     before anything is attached, so a bad rule leaves the old filter in place.
     """
+    from pyrunc.linux import bpf
+
     code = assemble(entries)
     try:
         cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -250,7 +204,7 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
         try:
             old = query_programs(cgroup_fd)
             prog_fd = load_program(code)
-            _bpf(BPF_PROG_ATTACH, _attach_attr(cgroup_fd, prog_fd, BPF_F_ALLOW_MULTI))
+            bpf.prog_attach_device(cgroup_fd, prog_fd)
         except OSError as e:
             raise CgroupError(f"installing the eBPF device filter on {cgroup_dir}: {e.strerror}",
                               step=STEP, container=container) from e
@@ -259,14 +213,14 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
             if prog_id in new_ids:
                 continue
             try:
-                old_fd = _prog_fd_by_id(prog_id)
+                old_fd = bpf.prog_fd_by_id(prog_id)
             except OSError as e:
                 if e.errno == errno.ENOENT:
                     continue  # detached and freed meanwhile
                 raise CgroupError(f"replacing the eBPF device filter on {cgroup_dir}: {e.strerror}",
                                   step=STEP, container=container) from e
             try:
-                _bpf(BPF_PROG_DETACH, _attach_attr(cgroup_fd, old_fd))
+                bpf.prog_detach_device(cgroup_fd, old_fd)
             except OSError as e:
                 if e.errno != errno.ENOENT:
                     raise CgroupError(f"detaching the old eBPF device filter from {cgroup_dir}: "
