@@ -73,7 +73,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         ctx = InitContext(cid=cid, config=config, bundle=opts.bundle, rootfs_path=rootfs,
                           chan=child_chan, fifo_fd=fifo_fd, ns_plan=ns_plan, join_fds=join_fds,
                           caps=caps, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                          preserve_fds=opts.preserve_fds)
+                          preserve_fds=listen_fds_passed(config) + opts.preserve_fds)
         ctx.seccomp = seccomp
         ctx.fault_step = FAULT
         if log.get().min_level == 0:
@@ -152,6 +152,26 @@ FAULT = os.environ.get("PYRUNC_TEST_FAULT") or None
 def fault_point(name: str) -> None:
     if FAULT == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def listen_fds_passed(config: dict) -> int:
+    """Socket activation: fds 3.. handed to us (LISTEN_PID is our pid) go on to the container.
+
+    They come before the --preserve-fds ones, and the container's environment says
+    LISTEN_FDS=<n>, LISTEN_PID=1 (its own init), as systemd's protocol wants.
+    """
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) != os.getpid():
+            return 0
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return 0
+    if count <= 0:
+        return 0
+    process = config.setdefault("process", {})
+    env = [e for e in process.get("env") or [] if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+    process["env"] = env + [f"LISTEN_FDS={count}", "LISTEN_PID=1"]
+    return count
 
 
 def resolve_rootfs(config: dict, bundle: str, cid: str) -> str:

@@ -335,3 +335,33 @@ def test_failed_create_still_runs_poststop_hooks(pyrunc, bundle, tmp_path):
     assert p.returncode == 1
     assert marker.exists()
     assert not (pyrunc.root / "ps1").exists()
+
+
+def test_socket_activation_fds_reach_the_container(pyrunc, bundle, tmp_path):
+    """LISTEN_FDS/LISTEN_PID (systemd socket activation): fds 3.. pass through, the env says so."""
+    from tests.conftest import run_to_files
+
+    f = tmp_path / "activated"
+    f.write_text("socket data\n")
+    bundle.config["process"]["args"] = ["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3"]
+    bundle.write()
+    cmd = " ".join(pyrunc.cmd("run", "la1"))
+    # exec keeps the shell's pid, so LISTEN_PID=$$ names pyrunc itself.
+    p = run_to_files(["sh", "-c", f"exec 3<{f}; export LISTEN_FDS=1 LISTEN_PID=$$; exec {cmd}"],
+                     cwd=bundle.path, timeout=30)
+    pyrunc.ids.add("la1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["1 1", "socket data"]
+
+
+def test_listen_fds_for_another_pid_are_ignored(pyrunc, bundle, tmp_path):
+    from tests.conftest import run_to_files
+
+    bundle.config["process"]["args"] = ["sh", "-c", "echo ${LISTEN_FDS:-none}; ls /proc/self/fd | wc -l"]
+    bundle.write()
+    cmd = " ".join(pyrunc.cmd("run", "la2"))
+    p = run_to_files(["sh", "-c", f"exec 3</dev/null; export LISTEN_FDS=1 LISTEN_PID=1; exec {cmd}"],
+                     cwd=bundle.path, timeout=30)
+    pyrunc.ids.add("la2")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["none", "4"]
