@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _signal as signal  # the C module: no enum import on the hot path
 import os
+import stat
 import time
 
 from .. import OCI_VERSION, linux, log, namespaces, proc
@@ -74,6 +75,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
                           chan=child_chan, fifo_fd=fifo_fd, ns_plan=ns_plan, join_fds=join_fds,
                           caps=caps, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                           preserve_fds=listen_fds_passed(config) + opts.preserve_fds)
+        pass_notify_socket(config)
         ctx.seccomp = seccomp
         ctx.fault_step = FAULT
         if log.get().min_level == 0:
@@ -172,6 +174,29 @@ def listen_fds_passed(config: dict) -> int:
     env = [e for e in process.get("env") or [] if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
     process["env"] = env + [f"LISTEN_FDS={count}", "LISTEN_PID=1"]
     return count
+
+
+NOTIFY_IN_CONTAINER = "/run/notify/notify.sock"
+
+
+def pass_notify_socket(config: dict) -> None:
+    """sd_notify readiness: the caller's NOTIFY_SOCKET, bound into the container.
+
+    The socket itself is bind-mounted at /run/notify/notify.sock and the
+    program's NOTIFY_SOCKET points there, so READY=1 from inside reaches the
+    caller directly (runc relays through a socket of its own instead).
+    """
+    path = os.environ.get("NOTIFY_SOCKET", "")
+    try:
+        if not path.startswith("/") or not stat.S_ISSOCK(os.stat(path).st_mode):
+            return
+    except OSError:
+        return
+    config.setdefault("mounts", []).append({"destination": NOTIFY_IN_CONTAINER, "type": "bind",
+                                            "source": path, "options": ["bind"]})
+    process = config.setdefault("process", {})
+    env = [e for e in process.get("env") or [] if not e.startswith("NOTIFY_SOCKET=")]
+    process["env"] = env + [f"NOTIFY_SOCKET={NOTIFY_IN_CONTAINER}"]
 
 
 def resolve_rootfs(config: dict, bundle: str, cid: str) -> str:

@@ -143,7 +143,8 @@ def _walk(root_fd: int, path: str, *, create: str | None = None, mode: int = 0o7
                         os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
                                          | os.O_CLOEXEC, mode, dir_fd=cur))
                     else:
-                        os.mkdir(name, mode, dir_fd=cur)
+                        # Parents of a file mount point are directories: 0755, not the file's mode.
+                        os.mkdir(name, mode if create == "dir" else 0o755, dir_fd=cur)
                 except FileExistsError:
                     # Somebody created it between our open and mkdir: look again (bounded).
                     races += 1

@@ -365,3 +365,44 @@ def test_listen_fds_for_another_pid_are_ignored(pyrunc, bundle, tmp_path):
     pyrunc.ids.add("la2")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["none", "4"]
+
+
+def test_notify_socket_reaches_the_caller(pyrunc, bundle, tmp_path):
+    """NOTIFY_SOCKET: READY=1 sent from inside the container arrives on the caller's socket."""
+    import shutil
+    import socket
+    import subprocess
+
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is needed to build the static sd_notify probe")
+    src = tmp_path / "notify.c"
+    src.write_text(NOTIFY_PROBE)
+    probe = bundle.rootfs / "bin" / "notify"
+    if subprocess.run(["gcc", "-static", "-O2", "-o", str(probe), str(src)], capture_output=True).returncode:
+        pytest.skip("no static libc to build the sd_notify probe")
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(10)
+    bundle.config["process"]["args"] = ["/bin/notify"]
+    env = dict(os.environ, NOTIFY_SOCKET=path)
+    p = pyrunc("run", "n1", bundle=bundle, env=env)
+    assert p.returncode == 0, p.stderr
+    assert server.recv(64) == b"READY=1"
+
+
+NOTIFY_PROBE = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+int main(void) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path) return 2;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof(a.sun_path) - 1);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    const char msg[] = "READY=1";
+    return sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&a, sizeof(a)) < 0 ? 1 : 0;
+}
+"""

@@ -275,3 +275,25 @@ def test_rename_exchange_race_never_escapes(mode, tree) -> None:
     finally:
         stop.set()
         t.join()
+
+
+def test_parents_of_a_new_file_are_searchable_directories(tmp_path):
+    """A file mount point in a new directory: the directories get 0755, the file its own mode."""
+    import stat as st
+
+    from pyrunc.rootfs import resolve as r
+
+    root = tmp_path / "root"
+    root.mkdir()
+    old = os.umask(0)
+    try:
+        root_fd = r.open_root(str(root))
+        try:
+            os.close(r.create_file_in_root(root_fd, "/run/notify/notify.sock", 0o644))
+        finally:
+            os.close(root_fd)
+    finally:
+        os.umask(old)
+    assert st.S_IMODE(os.stat(root / "run").st_mode) == 0o755
+    assert st.S_IMODE(os.stat(root / "run" / "notify").st_mode) == 0o755
+    assert st.S_IMODE(os.stat(root / "run" / "notify" / "notify.sock").st_mode) == 0o644
