@@ -122,6 +122,27 @@ def _decode(text: str) -> object:
     return value
 
 
+def _reject_lone_surrogates(value: object, pointer: str) -> None:
+    """Strings must be valid Unicode: a lone surrogate (\\ud800) cannot reach the kernel as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _problem("invalid JSON: string holds a lone surrogate (not valid Unicode)",
+                           pointer or "/") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_lone_surrogates(key, pointer)
+            _reject_lone_surrogates(item, f"{pointer}/{_escape(key)}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_lone_surrogates(item, f"{pointer}/{i}")
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 def parse_config(data: bytes) -> object:
     """bytes -> JSON value, with every leniency of the json module closed off."""
     try:
@@ -129,7 +150,10 @@ def parse_config(data: bytes) -> object:
     except UnicodeDecodeError as err:
         raise _problem(f"invalid JSON: not UTF-8 (bad byte at offset {err.start})") from None
     try:
-        return _decode(text)
+        value = _decode(text)
+        if "\\u" in text:  # only escapes can smuggle in a lone surrogate
+            _reject_lone_surrogates(value, "")
+        return value
     except _Reject as err:
         raise _problem(str(err)) from None
     except RecursionError:

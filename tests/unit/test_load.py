@@ -171,3 +171,17 @@ def test_cli_line_format(bundle):
     with pytest.raises(ConfigError) as info:
         load_config(str(bundle))
     assert info.value.lines() == ["config.json: /process/args: 'x' is not of type 'array'"]
+
+
+def test_lone_surrogates_are_refused_with_their_pointer():
+    from pyrunc.errors import ConfigError
+    from pyrunc.spec.load import parse_config
+
+    try:
+        parse_config(b'{"linux": {"seccomp": {"syscalls": [{"names": ["\\ud800"]}]}}}')
+    except ConfigError as err:
+        assert err.problems[0][0] == "/linux/seccomp/syscalls/0/names/0"
+        assert "surrogate" in err.problems[0][1]
+    else:
+        raise AssertionError("a lone surrogate was accepted")
+    assert parse_config('{"a": "\\ud83d\\ude00"}'.encode()) == {"a": "\U0001F600"}
