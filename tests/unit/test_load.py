@@ -184,4 +184,4 @@ def test_lone_surrogates_are_refused_with_their_pointer():
         assert "surrogate" in err.problems[0][1]
     else:
         raise AssertionError("a lone surrogate was accepted")
-    assert parse_config('{"a": "\\ud83d\\ude00"}'.encode()) == {"a": "\U0001F600"}
+    assert parse_config(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001F600"}
