@@ -73,10 +73,7 @@ def stage1(ctx: InitContext) -> None:
     """Join/unshare namespaces, fork the init into them, report its pid, exit."""
     step = "stage1"
     try:
-        linux.set_name("pyrunc:[1:STAGE]")
-        linux.set_pdeathsig(signal.SIGKILL)
-        linux.set_dumpable(False)
-        close_foreign_fds(ctx)
+        become_stage(ctx, "pyrunc:[1:STAGE]")
         if ctx.process.get("terminal"):
             detach_stdio()
         ctx.chan.expect("go")
@@ -105,6 +102,15 @@ def stage1(ctx: InitContext) -> None:
     except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
         report(ctx.chan, e, step)
         os._exit(1)
+
+
+def become_stage(ctx: InitContext, title: str) -> None:
+    """What every forked stage does first: a name for `ps`, death with its parent, no ptrace or
+    /proc access from the container (non-dumpable), and none of the parent's other fds."""
+    linux.set_name(title)
+    linux.set_pdeathsig(signal.SIGKILL)
+    linux.set_dumpable(False)
+    close_foreign_fds(ctx)
 
 
 def fork_after_report(chan: Channel) -> int:

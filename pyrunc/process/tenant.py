@@ -19,7 +19,7 @@ from .. import OCI_VERSION, linux, namespaces, proc
 from ..errors import PyruncError
 from . import init as steps
 from .channel import Channel
-from .init import InitContext, close_foreign_fds, fork_after_report, report
+from .init import InitContext, become_stage, fork_after_report, report
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
            "user": "user", "cgroup": "cgroup", "time": "time"}
@@ -45,10 +45,7 @@ def joiner(ctx: InitContext) -> None:
     """Child of `pyrunc exec`: join the namespaces, fork the process into the pid ns, exit."""
     step = "join namespaces"
     try:
-        linux.set_name("pyrunc:[1:EXEC]")
-        linux.set_pdeathsig(signal.SIGKILL)
-        linux.set_dumpable(False)
-        close_foreign_fds(ctx)
+        become_stage(ctx, "pyrunc:[1:EXEC]")
         initial = (ctx.process.get("execCPUAffinity") or {}).get("initial")
         if initial:  # config.md: before the move into the container's cgroup
             from .. import scheduling
