@@ -202,6 +202,11 @@ def resolve(root_fd: int, path: str, *, directory: bool = False) -> int:
         fd = _openat2_in_root(root_fd, rel, flags)
     else:
         fd = _walk(root_fd, rel, want_dir=directory)
+    return _verified(fd, root_fd, path)
+
+
+def _verified(fd: int, root_fd: int, path: str) -> int:
+    """Return ``fd`` once it is checked to lie under the root; close it if not."""
     try:
         verify_under(fd, root_fd, path)
     except BaseException:
@@ -223,12 +228,7 @@ def mkdir_all_in_root(root_fd: int, path: str, mode: int = 0o755) -> int:
         if e.errno != errno.ENOENT:
             raise
     fd = _walk(root_fd, path.lstrip("/") or ".", create="dir", mode=mode, want_dir=True)
-    try:
-        verify_under(fd, root_fd, path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _verified(fd, root_fd, path)
 
 
 def create_file_in_root(root_fd: int, path: str, mode: int = 0o644) -> int:
@@ -243,12 +243,7 @@ def create_file_in_root(root_fd: int, path: str, mode: int = 0o644) -> int:
         if e.errno != errno.ENOENT:
             raise
     fd = _walk(root_fd, path.lstrip("/"), create="file", mode=mode)
-    try:
-        verify_under(fd, root_fd, path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _verified(fd, root_fd, path)
 
 
 def open_parent_in_root(root_fd: int, path: str, mode: int = 0o755) -> tuple[int, str]:

@@ -14,6 +14,7 @@ import shutil
 import stat
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -30,25 +31,12 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="needs busybox"),
 ]
 
-# The mounts `runc spec` writes (runc 1.1.5).
-RUNC_SPEC_MOUNTS = [
-    {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-     "options": ["nosuid", "noexec", "nodev"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-     "options": ["nosuid", "noexec", "nodev", "ro"]},
-    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-     "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-]
-MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
-READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# What `runc spec` (runc 1.1.5) writes: mounts, masked and read-only paths, from the stored capture.
+_RUNC_SPEC = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "configs" / "runc-spec.json")
+                        .read_text())
+RUNC_SPEC_MOUNTS = _RUNC_SPEC["mounts"]
+MASKED = _RUNC_SPEC["linux"]["maskedPaths"]
+READONLY = _RUNC_SPEC["linux"]["readonlyPaths"]
 
 
 # ---------------------------------------------------------------------------------------------
