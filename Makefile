@@ -2,10 +2,18 @@
 #   make demo   set everything up and run a demo container with pyrunc
 #   make test   set everything up (with test dependencies) and run the whole suite
 SHELL := /bin/bash
-# The real interpreter, not a version-manager shim.
-PYTHON ?= $(shell python3 -I -c 'import sys; print(sys.executable)')
+# Debian's own interpreter (apt: python3.11, python3.11-venv), not a version manager's: it is
+# linked statically with its common C modules built in, so every `pyrunc` call starts ~1 ms
+# sooner and imports _socket, fcntl, _struct, select for free (docs/PERFORMANCE.md, finding 10).
+PYTHON ?= /usr/bin/python3.11
 VENV := .venv
-APT_PACKAGES := busybox-static runc jq libseccomp2 strace hyperfine iproute2 procps bsdutils
+APT_PACKAGES := python3.11 python3.11-venv busybox-static runc jq libseccomp2 strace hyperfine iproute2 procps bsdutils
+# A venv made by another interpreter (an older checkout's) is rebuilt, not reused.
+ifneq ($(wildcard $(VENV)/.created),)
+ifneq ($(shell cat $(VENV)/.created),$(PYTHON))
+$(shell rm -rf $(VENV))
+endif
+endif
 # What the whole suite drives: the real callers (e2e) and the pure cgroup v2 guest (tests/vm).
 TEST_APT_PACKAGES := podman conmon containerd docker.io qemu-system-x86 linux-image-amd64
 BUILD := build
@@ -61,9 +69,9 @@ $(BUILD)/.apt-test: $(BUILD)/.apt
 	fi
 	@touch $@
 
-$(VENV)/.created:
+$(VENV)/.created: | $(BUILD)/.apt
 	$(PYTHON) -m venv $(VENV)
-	@touch $@
+	@echo $(PYTHON) > $@
 
 # PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling.
 $(VENV)/.installed: $(VENV)/.created pyproject.toml $(shell find pyrunc -name '*.py')

@@ -123,6 +123,7 @@ class Manager:
         self._mountpoints = dict(mountpoints or {})
         # Rootless: hierarchies we may not write to are dropped instead of failing.
         self.rootless = False
+        self._made = False  # create() ran on this instance
 
     # ----- persistence -------------------------------------------------------------------------
     def save(self) -> dict:
@@ -182,10 +183,13 @@ class Manager:
                 self._mkdirs(mountpoint, d)
             except CgroupError as e:
                 self._drop_if_rootless(d, e)
+        self._made = True
 
     def apply(self, pid: int) -> None:
-        """Move ``pid`` into the container cgroup of every hierarchy."""
-        self.create()
+        """Move ``pid`` into the container cgroup of every hierarchy (creating it unless this
+        manager already did: a second round of mkdirs costs create ~1 ms)."""
+        if not self._made:
+            self.create()
         for _, d in self._dirs():
             try:
                 write_file(d, "cgroup.procs", str(pid), step="apply cgroup", container=self.container_id)

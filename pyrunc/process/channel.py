@@ -3,8 +3,10 @@
 A SOCK_SEQPACKET socketpair keeps message boundaries, so each send is one
 small JSON object with a ``type``. The protocol, in order:
 
-    parent -> stage1   {"type": "go"}                 (stage1 is in the cgroup now)
+    stage1 -> parent   {"type": "userns"}             (maps wanted; user namespaces only)
+    parent -> stage1   {"type": "userns_done"}
     stage1 -> parent   {"type": "pid", "pid": N}      (init's pid in the host pid ns)
+    parent -> init     {"type": "cgroup_joined"}      (init is in the container's cgroup)
     init   -> parent   {"type": "hooks"}              (run prestart + createRuntime now)
     parent -> init     {"type": "hooks_done"}
     init   -> parent   {"type": "console", "name": P} + the pty master fd (terminal: true)

@@ -1,16 +1,17 @@
-"""The stages that run inside the new container: stage 1 and the init (stage 2).
+"""The init (stage 2): PID 1 of the new container, forked by stage 1 (stage1.py).
 
-Stage 1 is forked by pyrunc. Once the parent has put it into the container's
-cgroup it joins the namespaces given by path, unshares the new ones and forks
-the init, which is PID 1 of the new pid namespace; stage 1 reports the init's
-pid and exits, so the init is reparented to the caller (a subreaper) and no
-pyrunc process stays between them.
+The parent moves the init into the container's cgroup while the init already
+sets up its rootfs: the first cgroup.procs write waits for an RCU grace
+period (~10 ms), which would otherwise stall every create. The init waits
+for that move (``enter_cgroup``) before anything that depends on it: a
+cgroup namespace, a cgroup mount, the hooks, the user's program.
 
 The init runs STEPS in order. Each is a function named after what it does;
 its docstring says why it sits where it does. A failure in any step is sent to
 the parent as ``{"type": "error", "step": name}`` and the init exits.
-Everything the init needs is imported here, at module import time: after
-pivot_root the host's site-packages are no longer reachable.
+Everything the init needs is imported here, at module import time (the init
+imports this module first thing, see stage1.enter_init): after pivot_root the
+host's site-packages are no longer reachable.
 """
 
 from __future__ import annotations
@@ -22,192 +23,18 @@ import stat
 import sys
 import time
 
-from .. import OCI_VERSION, console, linux, namespaces, rootfs, scheduling
+from .. import OCI_VERSION, console, linux, rootfs, scheduling
 from ..errors import PyruncError
 from ..hooks import run_hooks
 from ..rootfs import resolve
 from ..security import capabilities, lsm
 from . import execfifo
-from .channel import Channel
+from .stage1 import InitContext, report
 
 # The kernel's resource numbers (Python's resource module lacks some, e.g. RLIMIT_LOCKS).
 RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
     ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS",
      "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"))}
-
-
-class InitContext:
-    """What the stages need, prepared by the parent before forking (so stages do no parsing)."""
-
-    def __init__(self, *, cid: str, config: dict, bundle: str, rootfs_path: str, chan: Channel,
-                 fifo_fd: int, ns_plan: namespaces.Plan, join_fds: list[tuple[str, int]],
-                 caps: capabilities.CapPlan | None, no_pivot: bool, no_new_keyring: bool,
-                 preserve_fds: int):
-        self.cid = cid
-        self.config = config
-        self.process = config.get("process") or {}
-        self.linux = config.get("linux") or {}
-        self.bundle = bundle
-        self.rootfs = rootfs_path
-        self.chan = chan
-        self.fifo_fd = fifo_fd
-        self.ns = ns_plan
-        self.join_fds = join_fds
-        self.caps = caps
-        self.no_pivot = no_pivot
-        self.no_new_keyring = no_new_keyring
-        self.preserve_fds = preserve_fds
-        self.executable: str | None = None
-        self.start_fd: int | None = None
-        self.seccomp = None  # a CompiledFilter, compiled by the parent before forking
-        self.idmap_fds: dict[int, int] = {}  # mount index -> user namespace fd (idmapped mounts)
-        self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
-        self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
-        self.env: dict[str, str] = {}
-
-
-# -- stage 1 ------------------------------------------------------------------------
-
-
-def stage1(ctx: InitContext) -> None:
-    """Join/unshare namespaces, fork the init into them, report its pid, exit."""
-    step = "stage1"
-    try:
-        become_stage(ctx, "pyrunc:[1:STAGE]")
-        if ctx.process.get("terminal"):
-            detach_stdio()
-        ctx.chan.expect("go")
-        step = "join namespaces"
-        namespaces.join(ctx.join_fds)
-        for _, fd in ctx.join_fds:
-            os.close(fd)
-        if ctx.ns.creates("user"):
-            step = "create user namespace"
-            create_user_namespace(ctx)
-        step = "create namespaces"
-        rest = ctx.ns.new_flags & ~linux.CLONE_NEWUSER
-        if rest:
-            try:
-                linux.unshare(rest)
-            except OSError as e:
-                raise PyruncError(f"unshare: {e.strerror}", step=step) from None
-        if ctx.ns.creates("time"):
-            step = "set time offsets"
-            set_time_offsets(ctx)
-        step = "fork init"
-        pid = fork_after_report(ctx.chan)
-        if pid == 0:
-            init_main(ctx)  # never returns
-        os._exit(0)
-    except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
-        report(ctx.chan, e, step)
-        os._exit(1)
-
-
-def become_stage(ctx: InitContext, title: str) -> None:
-    """What every forked stage does first: a name for `ps`, death with its parent, no ptrace or
-    /proc access from the container (non-dumpable), and none of the parent's other fds."""
-    linux.set_name(title)
-    linux.set_pdeathsig(signal.SIGKILL)
-    linux.set_dumpable(False)
-    close_foreign_fds(ctx)
-
-
-def fork_after_report(chan: Channel) -> int:
-    """Fork; the parent reports the child's pid before the child may say anything.
-
-    Both share the channel: without the gate the child's first message could
-    overtake the pid report. Returns 0 in the child, the pid in the parent.
-    """
-    gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        os.close(gate_w)
-        os.read(gate_r, 1)  # EOF or a byte: stage 1 has reported us (or died)
-        os.close(gate_r)
-        return 0
-    os.close(gate_r)
-    try:
-        chan.send("pid", pid=pid)
-    finally:
-        os.close(gate_w)
-    return pid
-
-
-def create_user_namespace(ctx: InitContext) -> None:
-    """First of the new namespaces: its credentials own every later one.
-
-    The parent writes our uid_map/gid_map from outside (only a process in
-    the parent namespace may); then we become root of the new namespace.
-    """
-    try:
-        linux.unshare(linux.CLONE_NEWUSER)
-    except OSError as e:
-        raise PyruncError(f"unshare user namespace: {e.strerror}", step="create user namespace") from None
-    ctx.chan.send("userns")
-    ctx.chan.expect("userns_done")
-    os.setresgid(0, 0, 0)
-    os.setresuid(0, 0, 0)
-
-
-def set_time_offsets(ctx: InitContext) -> None:
-    """Offsets can only be written before any process lives in the new time namespace."""
-    lines = []
-    for clock, off in (ctx.linux.get("timeOffsets") or {}).items():
-        lines.append(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
-    if not lines:
-        return
-    # Non-dumpable /proc/self files belong to the host's root, which a new user namespace's
-    # root is not: be dumpable just for this write (no process runs in the container yet).
-    linux.set_dumpable(True)
-    try:
-        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, "".join(lines).encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise PyruncError(f"write timens_offsets: {e.strerror}", step="set time offsets") from None
-    finally:
-        linux.set_dumpable(False)
-
-
-def close_foreign_fds(ctx: InitContext) -> None:
-    """Close every inherited fd the stages do not need (the lock, --log, state dirs ...).
-
-    The init keeps a flock'd fd otherwise and holds the container's lock
-    forever; it would also carry host directory fds into the container.
-    """
-    keep = {0, 1, 2, ctx.chan.fileno(), ctx.fifo_fd, *(fd for _, fd in ctx.join_fds)}
-    keep.update(range(3, 3 + ctx.preserve_fds))
-    keep.update(ctx.idmap_fds.values())
-    low = 3
-    for fd in sorted(k for k in keep if k >= 3) + [1 << 30]:
-        if fd > low:
-            linux.close_range(low, fd - 1)
-        low = max(low, fd + 1)
-
-
-def detach_stdio() -> None:
-    """With a terminal, the caller's stdio must not stay open in the container (it would keep
-    containerd or conmon waiting for EOF): /dev/null until the pty slave takes its place."""
-    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-    for target in (0, 1, 2):
-        os.dup2(null, target)
-    os.close(null)
-
-
-def report(chan: Channel, exc: BaseException, step: str) -> bool:
-    """Send a failure to the parent; False when nobody is listening any more."""
-    if isinstance(exc, PyruncError):
-        return chan.send_error(exc.step or step, exc.cause)
-    if isinstance(exc, OSError):
-        text = exc.strerror or str(exc)
-        return chan.send_error(step, f"{exc.filename}: {text}" if exc.filename else text)
-    return chan.send_error(step, f"{type(exc).__name__}: {exc}")
-
-
-# -- the init (stage 2) ---------------------------------------------------------------
 
 
 def init_main(ctx: InitContext) -> None:
@@ -253,7 +80,8 @@ def prepare_rootfs(ctx: InitContext) -> None:
 def mount_filesystems(ctx: InitContext) -> None:
     """Config mounts in listed order, each resolved inside the rootfs."""
     rootfs.mount_all(ctx.rootfs, ctx.config.get("mounts") or [], bundle=ctx.bundle,
-                     mount_label=ctx.linux.get("mountLabel"), idmap_fds=ctx.idmap_fds)
+                     mount_label=ctx.linux.get("mountLabel"), idmap_fds=ctx.idmap_fds,
+                     before_cgroup_mount=lambda: enter_cgroup(ctx))
     for fd in ctx.idmap_fds.values():
         os.close(fd)
     ctx.idmap_fds = {}
@@ -262,6 +90,22 @@ def mount_filesystems(ctx: InitContext) -> None:
 def create_devices(ctx: InitContext) -> None:
     """Default and configured device nodes, before the hooks so they can see them."""
     rootfs.create_devices(ctx.rootfs, ctx.linux.get("devices") or [])
+
+
+def enter_cgroup(ctx: InitContext) -> None:
+    """Wait until the parent has moved us into the container's cgroup, then unshare the cgroup
+    namespace (rooted there). Everything before this overlaps the move; everything after it
+    (hooks, the user's program) runs inside the container's limits. Also called by the first
+    cgroup mount, which must show the container's own cgroup."""
+    if ctx.in_cgroup:
+        return
+    ctx.chan.expect("cgroup_joined")
+    ctx.in_cgroup = True
+    if ctx.ns.creates("cgroup"):
+        try:
+            linux.unshare(linux.CLONE_NEWCGROUP)
+        except OSError as e:
+            raise PyruncError(f"unshare cgroup namespace: {e.strerror}", step="enter_cgroup") from None
 
 
 def run_runtime_hooks(ctx: InitContext) -> None:
@@ -624,6 +468,7 @@ STEPS = (
     prepare_rootfs,
     mount_filesystems,
     create_devices,
+    enter_cgroup,
     run_runtime_hooks,
     run_container_hooks,
     pivot_root,

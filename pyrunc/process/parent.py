@@ -1,9 +1,10 @@
 """The runtime side of `create`: everything before and around the forked stages.
 
 Order: validate and prepare in the parent (config, rootfs, namespace fds,
-capability plan, cgroup), then fork stage 1, move it into the cgroup, let it
-go, serve the init's requests (pid, hooks, ready), and only then record the
-state and the pid file. Any failure tears down everything created so far:
+capability plan, cgroup), then fork stage 1, learn the init's pid from it,
+move the init into the cgroup (while the init already sets up its rootfs:
+see init.py), serve the init's requests (hooks, console, ready), and only
+then record the state and the pid file. Any failure tears down everything created so far:
 the init, the cgroup and the state directory.
 """
 
@@ -24,7 +25,7 @@ from ..state import StateDir, write_pid_file
 from ..userns import idmap_fds
 from . import execfifo
 from .channel import Channel
-from .init import InitContext, stage1
+from .stage1 import InitContext, stage1
 
 
 def create_container(sd: StateDir, cid: str, opts) -> dict:
@@ -94,11 +95,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         for _, fd in join_fds:
             os.close(fd)
         join_fds = []
-        if mgr is not None:
-            mgr.apply(stage1_pid)
-            mgr.set(cgroup_resources(config))
         fault_point("fork")
-        parent_chan.send("go")
         msg = parent_chan.recv()
         if msg["type"] == "userns":
             write_id_mappings(stage1_pid, config)
@@ -107,6 +104,10 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         if msg["type"] != "pid":
             raise ChildError(f"expected 'pid' from stage 1, got {msg['type']!r}", step="sync")
         init_pid = msg["pid"]
+        if mgr is not None:
+            mgr.apply(init_pid)
+            mgr.set(cgroup_resources(config))
+        parent_chan.send("cgroup_joined")
         if (config.get("linux") or {}).get("netDevices"):
             from ..netdevices import move_devices
 

@@ -19,7 +19,7 @@ from .. import OCI_VERSION, linux, namespaces, proc
 from ..errors import PyruncError
 from . import init as steps
 from .channel import Channel
-from .init import InitContext, become_stage, fork_after_report, report
+from .stage1 import InitContext, become_stage, fork_after_report, report
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
            "user": "user", "cgroup": "cgroup", "time": "time"}

@@ -21,6 +21,10 @@ from pyrunc.linux import mount as m
 from pyrunc.rootfs import options as mopts
 from pyrunc.rootfs import resolve as r
 
+TYPE_CHECKING = False  # typing's own flag without importing typing on the hot path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 STEP = "mount"
 
 # runc's allow-list of /proc files that lxcfs-style tools may overmount.
@@ -440,14 +444,22 @@ def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
 
 
 def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str | None = None,
-              idmap_fds: dict[int, int] | None = None) -> None:
-    """Mount every config mount in listed order (see the package docstring for the contract)."""
+              idmap_fds: dict[int, int] | None = None,
+              before_cgroup_mount: Callable[[], None] | None = None) -> None:
+    """Mount every config mount in listed order (see the package docstring for the contract).
+
+    ``before_cgroup_mount`` runs once, before the first cgroup or cgroup2 mount: what such a
+    mount shows depends on the cgroup (and cgroup namespace) the caller is in by then.
+    """
     try:
         root_fd = r.open_root(rootfs)
     except OSError as e:
         raise fail(f"open rootfs {rootfs}", e) from None
     try:
         for i, mnt in enumerate(mounts):
+            if before_cgroup_mount is not None and mnt.get("type") in ("cgroup", "cgroup2"):
+                before_cgroup_mount()
+                before_cgroup_mount = None
             mount_one(root_fd, mnt, bundle=bundle, mount_label=mount_label,
                       userns_fd=(idmap_fds or {}).get(i))
     finally:
