@@ -73,7 +73,7 @@ class Container:
         return int(self.st.get("pid", 0))
 
     def status(self) -> str:
-        return compute_status(self.dir, self.st, self.cgroup)
+        return compute_status(self.dir, self.st)
 
     def oci_state(self) -> dict:
         """The state document in runc's key order (runtime.md "State")."""

@@ -174,7 +174,7 @@ def list_ids(root: str) -> list[str]:
         return []
 
 
-def compute_status(sd: StateDir, st: dict, cgroup=None) -> str:
+def compute_status(sd: StateDir, st: dict) -> str:
     """created / running / paused / stopped, from live facts only.
 
     stopped: the recorded init is gone, a zombie (its caller has not reaped it
@@ -183,12 +183,12 @@ def compute_status(sd: StateDir, st: dict, cgroup=None) -> str:
     """
     if not proc.pid_alive(st.get("pid", 0), st.get("start_time")):
         return "stopped"
-    if cgroup is not None:
-        try:
-            if cgroup.frozen():
-                return "paused"
-        except OSError:
-            pass
+    saved = st.get("cgroup")
+    if saved:
+        from .cgroups import frozen  # reads one file; the drivers stay unimported
+
+        if frozen(saved.get("driver", ""), saved.get("paths") or {}):
+            return "paused"
     if os.path.exists(sd.fifo):
         return "created"
     return "running"

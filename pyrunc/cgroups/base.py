@@ -92,7 +92,7 @@ def procs_under(directory: str) -> list[int]:
     while stack:
         d = stack.pop()
         try:
-            with open(d + "/cgroup.procs", encoding="ascii") as f:
+            with open(d + "/cgroup.procs", "rb") as f:  # bytes: no codec module to import
                 pids.extend(int(x) for x in f.read().split())
         except FileNotFoundError:
             continue
@@ -294,7 +294,10 @@ class Manager:
         raise NotImplementedError
 
     def frozen(self) -> bool:
-        raise NotImplementedError
+        """Is the container's own cgroup frozen (paused)? See ``pyrunc.cgroups.FREEZER``."""
+        from pyrunc.cgroups import frozen
+
+        return frozen(self.driver, self._paths)
 
     def set(self, resources: dict) -> None:
         raise NotImplementedError

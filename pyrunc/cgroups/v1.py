@@ -99,15 +99,6 @@ class V1Manager(Manager):
     def thaw(self) -> None:
         write_file(self._freezer(), "freezer.state", "THAWED", step="thaw", container=self.container_id)
 
-    def frozen(self) -> bool:
-        d = self._paths.get("freezer")
-        if not d:
-            return False
-        try:
-            return read_file(d, "freezer.state") == "FROZEN"
-        except OSError:
-            return False
-
     # ----- resources ---------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Apply OCI ``linux.resources``; everything is validated before the first write."""

@@ -107,13 +107,6 @@ class V2Manager(Manager):
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    def frozen(self) -> bool:
-        """Paused means this cgroup asked to be frozen (a frozen parent is not our pause)."""
-        try:
-            return read_file(self._dir, "cgroup.freeze") == "1"
-        except OSError:
-            return False
-
     def signal_all(self, sig: int) -> None:
         """SIGKILL goes through cgroup.kill (Linux >= 5.14): atomic, no freeze needed."""
         if sig == 9 and os.path.exists(self._dir + "/cgroup.kill"):

@@ -117,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         if command not in COMMANDS:
             raise UsageError(f"No help topic for '{command}'")
         glob = Globals(opts)
-        import importlib
-
-        mod = importlib.import_module(f".{command}", __name__)
+        # __import__ rather than importlib.import_module: importlib would add two modules
+        # (importlib, warnings) to every call.
+        __import__(f"{__name__}.{command}")
+        mod = sys.modules[f"{__name__}.{command}"]
         cid = next((a for a in cargs if not a.startswith("-")), None)
         return int(mod.run(cargs, glob) or 0)
     except ConfigError as e:

@@ -1,14 +1,13 @@
 """Process, namespace and credential system calls, one typed function each.
 
-This package is the only place that touches ctypes (``_libc`` holds the
-handle; ``mount`` holds the mount-API calls). Every function raises OSError
+This package is the only place that calls C (through ``ffi``, a lean subset of
+ctypes; ``_libc`` holds the libc handle; ``mount`` holds the mount-API calls). Every function raises OSError
 with errno on failure, so callers can test ``e.errno``.
 """
 
 from __future__ import annotations
 
-import ctypes
-
+from . import ffi
 from ._libc import check, fn, syscall
 
 CLONE_NEWNS = 0x00020000
@@ -32,12 +31,12 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
-_unshare = fn("unshare", ctypes.c_int, ctypes.c_int)
-_setns = fn("setns", ctypes.c_int, ctypes.c_int, ctypes.c_int)
-_sethostname = fn("sethostname", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
-_setdomainname = fn("setdomainname", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
-_prctl = fn("prctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-            ctypes.c_ulong)
+_unshare = fn("unshare", ffi.c_int, ffi.c_int)
+_setns = fn("setns", ffi.c_int, ffi.c_int, ffi.c_int)
+_sethostname = fn("sethostname", ffi.c_int, ffi.c_char_p, ffi.c_size_t)
+_setdomainname = fn("setdomainname", ffi.c_int, ffi.c_char_p, ffi.c_size_t)
+_prctl = fn("prctl", ffi.c_int, ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong,
+            ffi.c_ulong)
 
 SYS_capget = 125
 SYS_capset = 126
@@ -90,8 +89,8 @@ def set_keepcaps(on: bool) -> None:
 
 def set_name(name: str) -> None:
     """Name the thread (what `ps -o comm` shows), so a hung stage is easy to spot."""
-    _prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name.encode()[:15]), ctypes.c_void_p).value or 0,
-           0, 0, 0)
+    buf = ffi.create_string_buffer(name.encode()[:15])
+    _prctl(PR_SET_NAME, ffi.addressof(buf), 0, 0, 0)
 
 
 def capbset_read(cap: int) -> bool:
@@ -110,13 +109,13 @@ def cap_ambient_clear() -> None:
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(ffi.Structure):
+    _fields_ = [("version", ffi.c_uint32), ("pid", ffi.c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(ffi.Structure):
+    _fields_ = [("effective", ffi.c_uint32), ("permitted", ffi.c_uint32),
+                ("inheritable", ffi.c_uint32)]
 
 
 _CAP_V3 = 0x20080522
@@ -131,13 +130,13 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    syscall(SYS_capset, ctypes.byref(hdr), data, what="capset")
+    syscall(SYS_capset, ffi.byref(hdr), data, what="capset")
 
 
 def capget() -> tuple[int, int, int]:
     hdr = _CapHeader(_CAP_V3, 0)
     data = (_CapData * 2)()
-    syscall(SYS_capget, ctypes.byref(hdr), data, what="capget")
+    syscall(SYS_capget, ffi.byref(hdr), data, what="capget")
     eff = data[0].effective | (data[1].effective << 32)
     prm = data[0].permitted | (data[1].permitted << 32)
     inh = data[0].inheritable | (data[1].inheritable << 32)
@@ -146,12 +145,12 @@ def capget() -> tuple[int, int, int]:
 
 def join_session_keyring(name: str | None) -> int:
     """Give the process a new session keyring (runc does this per container)."""
-    arg = ctypes.c_char_p(name.encode()) if name else ctypes.c_char_p(None)
-    return syscall(SYS_keyctl, ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), arg, what="keyctl")
+    arg = ffi.c_char_p(name.encode()) if name else ffi.c_char_p(None)
+    return syscall(SYS_keyctl, ffi.c_int(KEYCTL_JOIN_SESSION_KEYRING), arg, what="keyctl")
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    syscall(SYS_close_range, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags),
+    syscall(SYS_close_range, ffi.c_uint(first), ffi.c_uint(last), ffi.c_uint(flags),
             what="close_range")
 
 
@@ -190,25 +189,25 @@ IOPRIO_WHO_PROCESS = 1
 
 
 def personality(persona: int) -> None:
-    syscall(SYS_personality, ctypes.c_ulong(persona), what="personality")
+    syscall(SYS_personality, ffi.c_ulong(persona), what="personality")
 
 
 def ioprio_set(klass: int, level: int) -> None:
-    syscall(SYS_ioprio_set, ctypes.c_int(IOPRIO_WHO_PROCESS), ctypes.c_int(0),
-            ctypes.c_int((klass << 13) | level), what="ioprio_set")
+    syscall(SYS_ioprio_set, ffi.c_int(IOPRIO_WHO_PROCESS), ffi.c_int(0),
+            ffi.c_int((klass << 13) | level), what="ioprio_set")
 
 
-class _SchedAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
-                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
-                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
-                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64)]
+class _SchedAttr(ffi.Structure):
+    _fields_ = [("size", ffi.c_uint32), ("sched_policy", ffi.c_uint32),
+                ("sched_flags", ffi.c_uint64), ("sched_nice", ffi.c_int32),
+                ("sched_priority", ffi.c_uint32), ("sched_runtime", ffi.c_uint64),
+                ("sched_deadline", ffi.c_uint64), ("sched_period", ffi.c_uint64)]
 
 
 def sched_setattr(policy: int, *, flags: int = 0, nice: int = 0, priority: int = 0, runtime: int = 0,
                   deadline: int = 0, period: int = 0) -> None:
-    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
-    syscall(SYS_sched_setattr, ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0),
+    attr = _SchedAttr(ffi.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
+    syscall(SYS_sched_setattr, ffi.c_int(0), ffi.byref(attr), ffi.c_uint(0),
             what="sched_setattr")
 
 
@@ -216,8 +215,8 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
     """mode includes the MPOL_F_* flags; nodes is the node list (empty for MPOL_DEFAULT/LOCAL)."""
     maxnode = (max(nodes) + 1) if nodes else 0
     words = (maxnode + 63) // 64 or 1
-    mask = (ctypes.c_ulong * words)()
+    mask = (ffi.c_ulong * words)()
     for n in nodes:
         mask[n // 64] |= 1 << (n % 64)
-    syscall(SYS_set_mempolicy, ctypes.c_int(mode), mask if nodes else None,
-            ctypes.c_ulong(maxnode + 1 if nodes else 0), what="set_mempolicy")
+    syscall(SYS_set_mempolicy, ffi.c_int(mode), mask if nodes else None,
+            ffi.c_ulong(maxnode + 1 if nodes else 0), what="set_mempolicy")

@@ -8,26 +8,27 @@ description of the call, so callers can branch on ``e.errno``.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-libc = ctypes.CDLL(None, use_errno=True)
+from . import ffi
+
+libc = ffi.CDLL(None, use_errno=True)
 
 _syscall = libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 
 def check(ret: int, what: str) -> int:
     """Raise OSError(errno, "<what>: <strerror>") when a libc call returned -1."""
     if ret == -1:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return ret
 
 
 def syscall(number: int, *args, what: str = "syscall") -> int:
     """Call a raw system call by number (for calls glibc 2.36 does not wrap)."""
-    return check(_syscall(ctypes.c_long(number), *args), what)
+    return check(_syscall(ffi.c_long(number), *args), what)
 
 
 def fn(name: str, restype, *argtypes):

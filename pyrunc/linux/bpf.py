@@ -7,11 +7,11 @@ objects, since their addresses go into the attribute.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import platform
 import struct
 
+from . import ffi
 from ._libc import syscall
 
 BPF_PROG_LOAD = 5
@@ -30,18 +30,18 @@ def bpf(cmd: int, attr: bytearray) -> int:
     number = _SYS_BPF.get(platform.machine())
     if number is None:
         raise OSError(errno.ENOSYS, f"bpf: unknown syscall number on {platform.machine()}")
-    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
-    return syscall(number, ctypes.c_long(cmd), buf, ctypes.c_long(len(attr)), what=f"bpf(cmd {cmd})")
+    buf = (ffi.c_char * len(attr)).from_buffer(attr)
+    return syscall(number, ffi.c_long(cmd), buf, ffi.c_long(len(attr)), what=f"bpf(cmd {cmd})")
 
 
 def prog_load_cgroup_device(code: bytes, name: bytes = b"pyrunc_dev") -> int:
     """BPF_PROG_LOAD a device program; returns its fd. The verifier's last line joins errors."""
-    insns = ctypes.create_string_buffer(code, len(code))
-    license_ = ctypes.create_string_buffer(b"Apache-2.0")
-    log = ctypes.create_string_buffer(64 * 1024)
+    insns = ffi.create_string_buffer(code, len(code))
+    license_ = ffi.create_string_buffer(b"Apache-2.0")
+    log = ffi.create_string_buffer(64 * 1024)
     attr = bytearray(128)
     struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8,
-                     ctypes.addressof(insns), ctypes.addressof(license_), 1, len(log), ctypes.addressof(log))
+                     ffi.addressof(insns), ffi.addressof(license_), 1, len(log), ffi.addressof(log))
     attr[48:48 + len(name[:15])] = name[:15]  # prog_name: offset 48, 16 bytes
     try:
         return bpf(BPF_PROG_LOAD, attr)
@@ -66,9 +66,9 @@ def prog_detach_device(cgroup_fd: int, prog_fd: int) -> None:
 
 def prog_query_device(cgroup_fd: int) -> list[int]:
     """Ids of the device programs attached directly to this cgroup (not inherited ones)."""
-    ids = (ctypes.c_uint32 * 64)()
+    ids = (ffi.c_uint32 * 64)()
     attr = bytearray(40)
-    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
+    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ffi.addressof(ids), 64)
     bpf(BPF_PROG_QUERY, attr)
     count = struct.unpack_from("<I", attr, 24)[0]
     return list(ids[:count])

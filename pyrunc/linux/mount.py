@@ -10,10 +10,11 @@ as 32-bit ``int`` through the variadic ``syscall()``.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from pyrunc.linux._libc import check, fn, syscall
+
+from . import ffi
 
 # mount(2) flags (linux/mount.h)
 MS_RDONLY = 0x1
@@ -109,27 +110,27 @@ SYS_OPENAT2 = 437
 SYS_MOUNT_SETATTR = 442
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(os.uname().machine, 155)
 
-_L = ctypes.c_long
+_L = ffi.c_long
 
 
-class OpenHow(ctypes.Structure):
+class OpenHow(ffi.Structure):
     """struct open_how: the kernel checks its size, so it must be exactly 24 bytes."""
 
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+    _fields_ = [("flags", ffi.c_uint64), ("mode", ffi.c_uint64), ("resolve", ffi.c_uint64)]
 
 
-class MountAttr(ctypes.Structure):
+class MountAttr(ffi.Structure):
     """struct mount_attr (MOUNT_ATTR_SIZE_VER0 = 32 bytes)."""
 
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [("attr_set", ffi.c_uint64), ("attr_clr", ffi.c_uint64),
+                ("propagation", ffi.c_uint64), ("userns_fd", ffi.c_uint64)]
 
 
-_mount = fn("mount", ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-            ctypes.c_ulong, ctypes.c_char_p)
-_umount2 = fn("umount2", ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
-_fstatfs = fn("fstatfs", ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
-_unshare = fn("unshare", ctypes.c_int, ctypes.c_int)
+_mount = fn("mount", ffi.c_int, ffi.c_char_p, ffi.c_char_p, ffi.c_char_p,
+            ffi.c_ulong, ffi.c_char_p)
+_umount2 = fn("umount2", ffi.c_int, ffi.c_char_p, ffi.c_int)
+_fstatfs = fn("fstatfs", ffi.c_int, ffi.c_int, ffi.c_void_p)
+_unshare = fn("unshare", ffi.c_int, ffi.c_int)
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -153,7 +154,7 @@ def umount2(target: str, flags: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2); glibc has no wrapper."""
-    syscall(SYS_PIVOT_ROOT, ctypes.c_char_p(_b(new_root)), ctypes.c_char_p(_b(put_old)),
+    syscall(SYS_PIVOT_ROOT, ffi.c_char_p(_b(new_root)), ffi.c_char_p(_b(put_old)),
             what=f"pivot_root {new_root}")
 
 
@@ -165,8 +166,8 @@ def unshare(flags: int) -> None:
 def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
     """openat2(2): open with RESOLVE_* restrictions; returns the new fd (O_CLOEXEC is added)."""
     how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return syscall(SYS_OPENAT2, _L(dirfd), ctypes.c_char_p(_b(path)), ctypes.byref(how),
-                   _L(ctypes.sizeof(how)), what=f"openat2 {path}")
+    return syscall(SYS_OPENAT2, _L(dirfd), ffi.c_char_p(_b(path)), ffi.byref(how),
+                   _L(ffi.sizeof(how)), what=f"openat2 {path}")
 
 
 def mknodat(dirfd: int, name: str, mode: int, device: int = 0) -> None:
@@ -176,32 +177,32 @@ def mknodat(dirfd: int, name: str, mode: int, device: int = 0) -> None:
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
     """open_tree(2): returns an fd for a mount (OPEN_TREE_CLONE gives a detached copy)."""
-    return syscall(SYS_OPEN_TREE, _L(dirfd), ctypes.c_char_p(_b(path)), _L(flags),
+    return syscall(SYS_OPEN_TREE, _L(dirfd), ffi.c_char_p(_b(path)), _L(flags),
                    what=f"open_tree {path or dirfd}")
 
 
 def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
     """move_mount(2): attach a (detached) mount onto a target, both named by fd and/or path."""
-    syscall(SYS_MOVE_MOUNT, _L(from_dirfd), ctypes.c_char_p(_b(from_path)), _L(to_dirfd),
-            ctypes.c_char_p(_b(to_path)), _L(flags), what=f"move_mount {to_path or to_dirfd}")
+    syscall(SYS_MOVE_MOUNT, _L(from_dirfd), ffi.c_char_p(_b(from_path)), _L(to_dirfd),
+            ffi.c_char_p(_b(to_path)), _L(flags), what=f"move_mount {to_path or to_dirfd}")
 
 
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int = 0, attr_clr: int = 0,
                   propagation: int = 0, userns_fd: int = 0) -> None:
     """mount_setattr(2): change mount attributes, recursively with AT_RECURSIVE."""
     attr = MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    syscall(SYS_MOUNT_SETATTR, _L(dirfd), ctypes.c_char_p(_b(path)), _L(flags),
-            ctypes.byref(attr), _L(ctypes.sizeof(attr)), what=f"mount_setattr {path or dirfd}")
+    syscall(SYS_MOUNT_SETATTR, _L(dirfd), ffi.c_char_p(_b(path)), _L(flags),
+            ffi.byref(attr), _L(ffi.sizeof(attr)), what=f"mount_setattr {path or dirfd}")
 
 
 def fsopen(fstype: str, flags: int = FSOPEN_CLOEXEC) -> int:
     """fsopen(2): start creating a new superblock of ``fstype``; returns a context fd."""
-    return syscall(SYS_FSOPEN, ctypes.c_char_p(_b(fstype)), _L(flags), what=f"fsopen {fstype}")
+    return syscall(SYS_FSOPEN, ffi.c_char_p(_b(fstype)), _L(flags), what=f"fsopen {fstype}")
 
 
 def fsconfig(fsfd: int, cmd: int, key: str | None = None, value: str | None = None, aux: int = 0) -> None:
     """fsconfig(2): set a parameter (or FSCONFIG_CMD_CREATE) on an fsopen context."""
-    syscall(SYS_FSCONFIG, _L(fsfd), _L(cmd), ctypes.c_char_p(_b(key)), ctypes.c_char_p(_b(value)),
+    syscall(SYS_FSCONFIG, _L(fsfd), _L(cmd), ffi.c_char_p(_b(key)), ffi.c_char_p(_b(value)),
             _L(aux), what=f"fsconfig {key or cmd}")
 
 
@@ -212,9 +213,9 @@ def fsmount(fsfd: int, flags: int = FSMOUNT_CLOEXEC, attr_flags: int = 0) -> int
 
 def fstatfs_type(fd: int) -> int:
     """Return statfs f_type of an open fd (to tell procfs/tmpfs/cgroup2 apart)."""
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
+    buf = ffi.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
     check(_fstatfs(fd, buf), "fstatfs")
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+    return ffi.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 def locked_flags(path: str) -> int:

@@ -16,7 +16,7 @@ import stat
 import time
 
 from .. import OCI_VERSION, linux, log, namespaces, proc
-from ..errors import ChildError, PyruncError
+from ..errors import CgroupError, ChildError, PyruncError
 from ..hooks import preload_for_hooks, run_hooks, run_hooks_warn
 from ..log import rfc3339
 from ..security import capabilities
@@ -95,6 +95,8 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         for _, fd in join_fds:
             os.close(fd)
         join_fds = []
+        if mgr is not None:
+            start_cgroup_move(mgr, stage1_pid)
         fault_point("fork")
         msg = parent_chan.recv()
         if msg["type"] == "userns":
@@ -285,6 +287,22 @@ def make_cgroup(config: dict, cid: str, opts):
                          rootless=opts.rootless == "true")
     mgr.create()
     return mgr
+
+
+def start_cgroup_move(mgr, stage1_pid: int) -> None:
+    """Move stage 1 into the cgroup while it is busy forking the init.
+
+    The first cgroup.procs write of a create sleeps through an RCU grace
+    period (~10 ms); started here it overlaps stage 1's unshare and fork, and
+    the init's own move (after its pid arrives) finds the grace period over.
+    The init may be forked before this move lands, so it is always moved
+    itself; stage 1 may already be gone (ESRCH), which is fine.
+    """
+    try:
+        mgr.apply(stage1_pid)
+    except CgroupError as e:
+        if not isinstance(e.__cause__, ProcessLookupError):
+            raise
 
 
 def write_id_mappings(pid: int, config: dict) -> None:

@@ -226,7 +226,7 @@ class CompiledFilter:
     def __init__(self, bpf: bytes, flags: int, warnings: list[str]):
         if not bpf or len(bpf) % 8 or len(bpf) // 8 > _MAX_BPF_INSNS:
             raise _fail(f"compiled seccomp program has a bad size ({len(bpf)} bytes)")
-        import ctypes
+        from ..linux import ffi
 
         self.bpf = bytes(bpf)
         self.flags = flags
@@ -236,16 +236,16 @@ class CompiledFilter:
         if nr is None:
             raise _fail(f"seccomp(2) syscall number unknown for machine {os.uname().machine}")
         self._nr = nr
-        self._buf = ctypes.create_string_buffer(self.bpf, len(self.bpf))
-        self._prog = _sock_fprog_type()(len(self.bpf) // 8, ctypes.addressof(self._buf))
-        self._prog_ptr = ctypes.addressof(self._prog)
+        self._buf = ffi.create_string_buffer(self.bpf, len(self.bpf))
+        self._prog = _sock_fprog_type()(len(self.bpf) // 8, ffi.addressof(self._buf))
+        self._prog_ptr = ffi.addressof(self._prog)
         # A private function pointer (libc[...] is never cached), so setting argtypes
         # cannot disturb pyrunc.linux's shared `syscall`.
         call = _libc()["syscall"]
-        call.restype = ctypes.c_long
-        call.argtypes = (ctypes.c_long, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_void_p)
+        call.restype = ffi.c_long
+        call.argtypes = (ffi.c_long, ffi.c_ulong, ffi.c_ulong, ffi.c_void_p)
         self._call = call
-        self._get_errno = ctypes.get_errno
+        self._get_errno = ffi.get_errno
 
     def __len__(self) -> int:
         return len(self.bpf) // 8
@@ -275,9 +275,9 @@ def _libc():
     """libc is already mapped: CDLL(None) is free (pyrunc.linux's handle would pull in its package)."""
     global _LIBC
     if _LIBC is None:
-        import ctypes
+        from ..linux import ffi
 
-        _LIBC = ctypes.CDLL(None, use_errno=True)
+        _LIBC = ffi.CDLL(None, use_errno=True)
     return _LIBC
 
 
@@ -285,10 +285,10 @@ def _sock_fprog_type():
     """struct sock_fprog { unsigned short len; struct sock_filter *filter; } (built once)."""
     global _FPROG
     if _FPROG is None:
-        import ctypes
+        from ..linux import ffi
 
-        class SockFprog(ctypes.Structure):
-            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+        class SockFprog(ffi.Structure):
+            _fields_ = [("len", ffi.c_ushort), ("filter", ffi.c_void_p)]
 
         _FPROG = SockFprog
     return _FPROG

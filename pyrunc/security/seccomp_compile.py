@@ -1,18 +1,18 @@
 """The cold path of seccomp: libseccomp through ctypes, BPF export, kernel checks.
 
 Imported only on a cache miss. libseccomp is opened by its soname with
-``ctypes.CDLL`` (the dynamic loader finds it; no ctypes.util.find_library,
+``ffi.CDLL`` (the dynamic loader finds it; no ctypes.util.find_library,
 which spawns ldconfig), and the program is exported with seccomp_export_bpf
 into a memfd instead of loaded: the init installs it later with seccomp(2).
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 
 from ..errors import PyruncError
+from ..linux import ffi
 from .seccomp import (
     ARCHES,
     SECCOMP_GET_ACTION_AVAIL,
@@ -42,15 +42,15 @@ _BPF_RET_K = 0x06
 _BPF_JA = 0x05
 
 
-class _ArgCmp(ctypes.Structure):
+class _ArgCmp(ffi.Structure):
     """struct scmp_arg_cmp."""
 
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    _fields_ = [("arg", ffi.c_uint), ("op", ffi.c_int),
+                ("datum_a", ffi.c_uint64), ("datum_b", ffi.c_uint64)]
 
 
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+class _Version(ffi.Structure):
+    _fields_ = [("major", ffi.c_uint), ("minor", ffi.c_uint), ("micro", ffi.c_uint)]
 
 
 class Lib:
@@ -58,10 +58,10 @@ class Lib:
 
     def __init__(self) -> None:
         try:
-            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+            lib = ffi.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as e:
             raise PyruncError(f"cannot load libseccomp.so.2 ({e}); install libseccomp2", step=STEP) from None
-        vp, u32, i = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int
+        vp, u32, i = ffi.c_void_p, ffi.c_uint32, ffi.c_int
 
         def bind(name, restype, *argtypes):
             f = getattr(lib, name)
@@ -74,12 +74,12 @@ class Lib:
         self.arch_add = bind("seccomp_arch_add", i, vp, u32)
         self.arch_native = bind("seccomp_arch_native", u32)
         self.attr_set = bind("seccomp_attr_set", i, vp, i, u32)
-        self.resolve = bind("seccomp_syscall_resolve_name", i, ctypes.c_char_p)
-        self.resolve_arch = bind("seccomp_syscall_resolve_name_arch", i, u32, ctypes.c_char_p)
-        self.rule_add = bind("seccomp_rule_add_array", i, vp, u32, i, ctypes.c_uint,
-                             ctypes.POINTER(_ArgCmp))
+        self.resolve = bind("seccomp_syscall_resolve_name", i, ffi.c_char_p)
+        self.resolve_arch = bind("seccomp_syscall_resolve_name_arch", i, u32, ffi.c_char_p)
+        self.rule_add = bind("seccomp_rule_add_array", i, vp, u32, i, ffi.c_uint,
+                             ffi.POINTER(_ArgCmp))
         self.export_bpf = bind("seccomp_export_bpf", i, vp, i)
-        version = bind("seccomp_version", ctypes.POINTER(_Version))()[0]
+        version = bind("seccomp_version", ffi.POINTER(_Version))()[0]
         self.version = f"{version.major}.{version.minor}.{version.micro}"
 
 
@@ -259,19 +259,19 @@ def check_kernel(norm: dict) -> None:
     from ..linux._libc import libc
 
     call = libc["syscall"]
-    call.restype = ctypes.c_long
-    call.argtypes = (ctypes.c_long, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_void_p)
+    call.restype = ffi.c_long
+    call.argtypes = (ffi.c_long, ffi.c_ulong, ffi.c_ulong, ffi.c_void_p)
     nr = SECCOMP_NR[os.uname().machine]
     if call(nr, SECCOMP_SET_MODE_FILTER, norm["flags"], None) != -1:
         raise PyruncError("seccomp flag probe unexpectedly installed a filter", step=STEP)
-    err = ctypes.get_errno()
+    err = ffi.get_errno()
     if err != _errno.EFAULT:
         raise PyruncError(f"the kernel refuses seccomp flags {norm['flags']:#x}: {os.strerror(err)}",
                           step=STEP)
     seen = {norm["default"] & 0xFFFF0000} | {r[0] & 0xFFFF0000 for r in norm["rules"]}
     for action in sorted(seen):
-        value = ctypes.c_uint32(action)
-        if call(nr, SECCOMP_GET_ACTION_AVAIL, 0, ctypes.addressof(value)) != 0:
-            err = ctypes.get_errno()
+        value = ffi.c_uint32(action)
+        if call(nr, SECCOMP_GET_ACTION_AVAIL, 0, ffi.addressof(value)) != 0:
+            err = ffi.get_errno()
             raise PyruncError(f"the kernel does not support seccomp action {action:#x}: "
                               f"{os.strerror(err)}", step=STEP)
