@@ -73,11 +73,13 @@ $(VENV)/.created: | $(BUILD)/.apt
 	$(PYTHON) -m venv $(VENV)
 	@echo $(PYTHON) > $@
 
-# PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling.
+# PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling, and
+# bundle pyrunc's compiled modules into one file (pyrunc/bundle.py says why).
 $(VENV)/.installed: $(VENV)/.created pyproject.toml $(shell find pyrunc -name '*.py')
 	$(VENV)/bin/python -m pip install -q -e . --config-settings editable_mode=compat
 	$(call launcher)
 	$(VENV)/bin/python -m compileall -q pyrunc $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null || true
+	$(VENV)/bin/python -m pyrunc.bundle
 	@touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed
@@ -100,6 +102,7 @@ conformance: setup
 .PHONY: bench
 bench: setup
 	$(VENV)/bin/python -m compileall -q pyrunc >/dev/null
+	$(VENV)/bin/python -m pyrunc.bundle
 	bench/compare --json bench/results/latest.json $(BENCH_ARGS)
 	bench/plot bench/results/latest.json bench/results/latency.png
 

@@ -5,7 +5,8 @@ pip's console script imports `re` and needs `site`, which processes every
 thousands of calls containerd or podman make. This launcher runs the venv's
 interpreter isolated and without site (`-IS`: no PYTHON* variables, no user
 site, nothing the caller's environment can change) and puts exactly the
-project and the venv's site-packages on sys.path.
+project and the venv's site-packages on sys.path; then pyrunc's modules come
+from one precompiled bundle when `make` has built it (see pyrunc/bundle.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ TEMPLATE = """#!{python} -IS
 import sys
 sys.path[:0] = [{project!r}]
 sys.path.append({site_packages!r})
+import pyrunc.bundle
+pyrunc.bundle.install()
 from pyrunc.cli import run_and_exit
 run_and_exit()
 """

@@ -48,11 +48,18 @@ class Channel:
     def send(self, type_: str, *, fds: list[int] | None = None, **fields) -> None:
         fields["type"] = type_
         data = marshal.dumps(fields)
-        if fds:
-            rights = struct.pack(f"{len(fds)}i", *fds)
-            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
-        else:
-            self.sock.send(data)
+        try:
+            if fds:
+                rights = struct.pack(f"{len(fds)}i", *fds)
+                self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+            else:
+                self.sock.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The peer is gone, and may have said why just before: that is the error to report
+            # (recv raises it, or says the peer exited), never a bare EPIPE.
+            self.recv()
+            raise ChildError(f"container init exited before {type_!r} could be sent",
+                             step="sync") from None
 
     def send_error(self, step: str, message: str) -> bool:
         """Report a failure; False if the peer (or our own end) is already closed."""
@@ -66,7 +73,12 @@ class Channel:
         """Next message; EOF (None if ``eof_ok``) or garbage from the peer becomes a ChildError."""
         self.sock.settimeout(timeout)
         try:
-            data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * 4))
+            try:
+                data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * 4))
+            except ConnectionResetError:
+                # The peer exited with a message of ours unread. The kernel says so once, ahead
+                # of what the peer sent before it went (its error report): read on.
+                data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * 4))
             fds = received_fds(ancdata)
         except TimeoutError:
             raise ChildError("timed out waiting for the container init", step="sync") from None

@@ -107,9 +107,9 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             raise ChildError(f"expected 'pid' from stage 1, got {msg['type']!r}", step="sync")
         init_pid = msg["pid"]
         if mgr is not None:
-            mgr.apply(init_pid)
+            move_init(mgr, init_pid, parent_chan)
             mgr.set(cgroup_resources(config))
-        parent_chan.send("cgroup_joined")
+        parent_chan.send("cgroup_joined")  # an init that failed meanwhile: send raises its error
         if (config.get("linux") or {}).get("netDevices"):
             from ..netdevices import move_devices
 
@@ -238,12 +238,17 @@ def check_supported(config: dict, opts, cid: str) -> None:
             raise PyruncError("linux.intelRdt requested but resctrl is not mounted at /sys/fs/resctrl "
                               "(no Intel RDT on this host)", step="validate", container=cid)
         raise PyruncError("linux.intelRdt is not supported yet", step="validate", container=cid)
-    from .. import scheduling
-    from ..security import lsm
-
     try:
-        scheduling.check(config)
-        lsm.check(process, lin)
+        # Imported only when asked for: the init imports both anyway, after the fork.
+        if (process.get("scheduler") or process.get("ioPriority") or process.get("execCPUAffinity")
+                or lin.get("memoryPolicy")):
+            from .. import scheduling
+
+            scheduling.check(config)
+        if process.get("apparmorProfile") or process.get("selinuxLabel") or lin.get("mountLabel"):
+            from ..security import lsm
+
+            lsm.check(process, lin)
     except PyruncError as e:
         e.container = cid
         raise
@@ -303,6 +308,17 @@ def start_cgroup_move(mgr, stage1_pid: int) -> None:
     except CgroupError as e:
         if not isinstance(e.__cause__, ProcessLookupError):
             raise
+
+
+def move_init(mgr, init_pid: int, chan: Channel) -> None:
+    """Move the init into the cgroup. It sets up its rootfs meanwhile and may already have
+    failed and exited (a bad mount, say): then its own report is the error, not our ESRCH."""
+    try:
+        mgr.apply(init_pid)
+    except CgroupError as e:
+        if isinstance(e.__cause__, ProcessLookupError):
+            chan.recv()  # raises the init's error (or "exited before reporting")
+        raise
 
 
 def write_id_mappings(pid: int, config: dict) -> None:

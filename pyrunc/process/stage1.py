@@ -203,8 +203,10 @@ def enter_init(ctx: InitContext) -> None:
     step = "import init"
     try:
         began = time.monotonic()
+        from .. import bundle
         from .init import init_main
 
+        bundle.uninstall()  # all imported: the waiting init need not keep the bundle's code
         if ctx.timeline is not None:
             ctx.timeline.append((step, time.monotonic() - began))
     except BaseException as e:  # noqa: BLE001

@@ -35,7 +35,7 @@ def processes_in_cgroup(tag: str) -> list[str]:
             with open(f"/proc/{pid}/cgroup") as f:
                 if tag in f.read() and pid_state(int(pid)) not in (None, "Z", "X"):
                     found.append(pid)
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone between listdir and read (ESRCH)
             pass
     return found
 

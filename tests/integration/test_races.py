@@ -165,3 +165,28 @@ def _rewrite_pid(d: Path, old: int, new: int) -> None:
     assert rec["pid"] == old
     rec["pid"] = new
     files[0].write_bytes(dump(rec))
+
+
+def test_init_failing_while_it_is_moved_into_the_cgroup(pyrunc, bundle):
+    """The init sets up its rootfs while the parent moves it into the cgroup (process/init.py).
+
+    A mount that fails early makes the init report and exit during that move;
+    `create` must say what failed, every time. Seen before the fix: exit 1 with
+    nothing on stderr (the parent's next send hit EPIPE), or "No such process"
+    from cgroup.procs instead of the init's reason.
+    """
+    tag = bundle.config["linux"]["cgroupsPath"]
+    (bundle.rootfs / "etc").mkdir(exist_ok=True)
+    (bundle.rootfs / "etc" / "hostname").write_text("x\n")
+    source = bundle.path / "a-directory"
+    source.mkdir()
+    bundle.config["mounts"].insert(0, {"destination": "/etc/hostname", "type": "bind",
+                                       "source": str(source), "options": ["bind"]})
+    bundle.write()
+    for i in range(20):
+        p = pyrunc("create", f"early{i}", cwd=bundle.path)
+        assert p.returncode == 1, p.stderr
+        assert "create mount point /etc/hostname: Not a directory" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert os.listdir(pyrunc.root) == []
+    assert wait_gone(tag) == [] and cgroup_dirs_named(tag) == []
