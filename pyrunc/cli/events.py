@@ -69,6 +69,9 @@ def run(argv: list[str], glob) -> int:
     if p.opts["stats"]:
         _emit({"type": "stats", "id": cid, "data": stats.collect(cg)})
         return 0
+    from .common import stay_for_the_container
+
+    stay_for_the_container()
     watcher = stats.OomWatcher(cg)
     try:
         next_tick = time.monotonic()

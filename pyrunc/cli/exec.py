@@ -177,8 +177,10 @@ def execute(c: Container, opts: dict, payload: list[str], preserve: int, pid_fil
         write_pid_file(pid_file, pid)
     if detach:
         return 0
+    from .common import stay_for_the_container
     from .run import forward_signals, reap_nohang, wait_for
 
+    stay_for_the_container()
     forward_signals(pid, tty=master is not None)
     if master is not None:
         from ..console import proxy

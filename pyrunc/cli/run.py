@@ -14,7 +14,7 @@ from .. import proc
 from ..container import Container
 from ..errors import PyruncError
 from .args import Opt, exactly, parse
-from .common import CREATE_OPTS, create_options
+from .common import CREATE_OPTS, create_options, stay_for_the_container
 
 RUN_OPTS = CREATE_OPTS + [Opt("detach", short="d"), Opt("keep"), Opt("no-subreaper")]
 NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP}
@@ -29,6 +29,7 @@ def run(argv: list[str], glob) -> int:
     if detach:
         start_or_destroy(c)
         return 0
+    stay_for_the_container()
     forward_signals(c.pid, tty=opts.console_master is not None)
     start_or_destroy(c)
     if opts.console_master is not None:

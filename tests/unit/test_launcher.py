@@ -19,3 +19,22 @@ def test_launcher_imports_no_re_or_site_for_state():
     modules = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if "|" in line}
     assert p.returncode == 0, p.stderr
     assert not modules & {"re", "site", "json", "enum", "ctypes", "dataclasses", "subprocess"}, modules
+
+
+def test_launcher_turns_gc_off_before_importing_pyrunc():
+    """The collections during ~60 module imports cost ~1 ms a call (docs/PERFORMANCE.md)."""
+    text = open(PYRUNC).read()
+    assert "gc.disable()" in text and text.index("gc.disable()") < text.index("import pyrunc")
+
+
+def test_long_lived_commands_turn_gc_back_on():
+    import gc
+
+    from pyrunc.cli.common import stay_for_the_container
+
+    gc.disable()
+    try:
+        stay_for_the_container()
+        assert gc.isenabled()
+    finally:
+        gc.enable()
