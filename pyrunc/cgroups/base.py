@@ -185,6 +185,14 @@ class Manager:
                 self._drop_if_rootless(d, e)
         self._made = True
 
+    def birth_plan(self) -> tuple[list[str], str | None]:
+        """Where a new process can be placed without a cgroup.procs write (and its grace period):
+        the v1 directories it joins itself by writing "0" to their ``tasks`` (a single thread
+        moving itself takes no threadgroup lock), and the cgroup2 directory it is cloned into
+        (CLONE_INTO_CGROUP), if any. See process/stage1.py."""
+        v1 = sorted({d for key, d in self._paths.items() if key != "unified"})
+        return v1, self._paths.get("unified")
+
     def apply(self, pid: int) -> None:
         """Move ``pid`` into the container cgroup of every hierarchy (creating it unless this
         manager already did: a second round of mkdirs costs create ~1 ms)."""

@@ -38,6 +38,30 @@ _setdomainname = fn("setdomainname", ffi.c_int, ffi.c_char_p, ffi.c_size_t)
 _prctl = fn("prctl", ffi.c_int, ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong,
             ffi.c_ulong)
 
+SYS_clone3 = 435
+CLONE_INTO_CGROUP = 0x200000000
+SIGCHLD = 17
+
+
+class _CloneArgs(ffi.Structure):
+    _fields_ = [(name, ffi.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
+        "set_tid", "set_tid_size", "cgroup")]
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """fork(), but the child is born in the cgroup2 directory ``cgroup_fd`` (clone3
+    CLONE_INTO_CGROUP): no migration, so none of the RCU grace period a cgroup.procs write waits
+    for. Returns 0 in the child and its pid in the parent, like os.fork.
+
+    A raw clone, not glibc's fork(): no atfork handlers and no PyOS_AfterFork_Child run. That is
+    sound only in a single-threaded process (no lock can be held by a thread that does not exist
+    in the child) whose child runs its own steps and then execs, which is what stage 1 is.
+    """
+    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
+    return syscall(SYS_clone3, ffi.byref(args), ffi.c_size_t(ffi.sizeof(args)), what="clone3")
+
+
 SYS_capget = 125
 SYS_capset = 126
 SYS_keyctl = 250

@@ -5,8 +5,11 @@ small JSON object with a ``type``. The protocol, in order:
 
     stage1 -> parent   {"type": "userns"}             (maps wanted; user namespaces only)
     parent -> stage1   {"type": "userns_done"}
-    stage1 -> parent   {"type": "pid", "pid": N}      (init's pid in the host pid ns)
-    parent -> init     {"type": "cgroup_joined"}      (init is in the container's cgroup)
+    stage1 -> parent   {"type": "pid", "pid": N, "placed": B}
+                                                      (init's pid in the host pid ns; B: it was
+                                                      born in its cgroups, else the parent moves it)
+    parent -> init     {"type": "cgroup_joined"}      (init is in the container's cgroup, with
+                                                      its resources written)
     init   -> parent   {"type": "hooks"}              (run prestart + createRuntime now)
     parent -> init     {"type": "hooks_done"}
     init   -> parent   {"type": "console", "name": P} + the pty master fd (terminal: true)

@@ -1,10 +1,13 @@
 """The init (stage 2): PID 1 of the new container, forked by stage 1 (stage1.py).
 
-The parent moves the init into the container's cgroup while the init already
-sets up its rootfs: the first cgroup.procs write waits for an RCU grace
-period (~10 ms), which would otherwise stall every create. The init waits
-for that move (``enter_cgroup``) before anything that depends on it: a
-cgroup namespace, a cgroup mount, the hooks, the user's program.
+The init is born in the container's cgroups (stage 1 joins the v1 ones and
+clones it into the cgroup2 one; see stage1.join_cgroups_at_birth). Where
+that cannot be done (a user namespace, rootless, an old kernel) the parent
+moves it, and the first cgroup.procs write waits for an RCU grace period
+(~10 ms) while the init already sets up its rootfs. Either way the parent
+writes the resources meanwhile; the init waits for both (``enter_cgroup``)
+before anything that depends on them: a cgroup namespace, a cgroup mount,
+the hooks, the user's program.
 
 The init runs STEPS in order. Each is a function named after what it does;
 its docstring says why it sits where it does. A failure in any step is sent to
@@ -93,10 +96,11 @@ def create_devices(ctx: InitContext) -> None:
 
 
 def enter_cgroup(ctx: InitContext) -> None:
-    """Wait until the parent has moved us into the container's cgroup, then unshare the cgroup
-    namespace (rooted there). Everything before this overlaps the move; everything after it
-    (hooks, the user's program) runs inside the container's limits. Also called by the first
-    cgroup mount, which must show the container's own cgroup."""
+    """Wait until we are in the container's cgroup (born there, or moved by the parent) and its
+    resources are written, then unshare the cgroup namespace (rooted there). Everything before
+    this overlaps the parent's work; everything after it (hooks, the user's program) runs inside
+    the container's limits. Also called by the first cgroup mount, which must show the
+    container's own cgroup."""
     if ctx.in_cgroup:
         return
     ctx.chan.expect("cgroup_joined")

@@ -82,6 +82,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         if log.get().min_level == 0:
             ctx.timeline = []
         ctx.idmap_fds = idmap_fds(config)
+        birth = plan_cgroup_birth(mgr, ns_plan, ctx)
         if opts.subreaper:
             linux.set_child_subreaper()
         stage1_pid = os.fork()
@@ -95,7 +96,9 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         for _, fd in join_fds:
             os.close(fd)
         join_fds = []
-        if mgr is not None:
+        if ctx.cgroup2_fd is not None:
+            os.close(ctx.cgroup2_fd)
+        if mgr is not None and not birth:
             start_cgroup_move(mgr, stage1_pid)
         fault_point("fork")
         msg = parent_chan.recv()
@@ -107,7 +110,8 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             raise ChildError(f"expected 'pid' from stage 1, got {msg['type']!r}", step="sync")
         init_pid = msg["pid"]
         if mgr is not None:
-            move_init(mgr, init_pid, parent_chan)
+            if not msg.get("placed"):
+                move_init(mgr, init_pid, parent_chan)
             mgr.set(cgroup_resources(config))
         parent_chan.send("cgroup_joined")  # an init that failed meanwhile: send raises its error
         if (config.get("linux") or {}).get("netDevices"):
@@ -292,6 +296,26 @@ def make_cgroup(config: dict, cid: str, opts):
                          rootless=opts.rootless == "true")
     mgr.create()
     return mgr
+
+
+def plan_cgroup_birth(mgr, ns_plan, ctx) -> bool:
+    """Have the init born in its cgroups instead of moved there (stage1.join_cgroups_at_birth):
+    stage 1 joins the v1 hierarchies itself and clones the init into the cgroup2 one, so no
+    cgroup.procs write, and none of its RCU grace period, is on the way to the container.
+
+    Not with a new user namespace (the clone happens after it, where the cgroup files are no
+    longer ours to write) nor rootless (hierarchies we may not write to are skipped by apply()).
+    """
+    if mgr is None or mgr.rootless or ns_plan.creates("user"):
+        return False
+    ctx.cgroup_v1_dirs, cgroup2 = mgr.birth_plan()
+    if cgroup2:
+        try:
+            ctx.cgroup2_fd = os.open(cgroup2, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            ctx.cgroup_v1_dirs = []
+            return False
+    return True
 
 
 def start_cgroup_move(mgr, stage1_pid: int) -> None:
