@@ -63,8 +63,10 @@ def create_string_buffer(init: bytes | int, size: int | None = None):
     """A mutable char array: ``size`` zero bytes, or ``init`` copied in (plus a NUL if it fits)."""
     if isinstance(init, int):
         return (c_char * init)()
+    if size is not None and len(init) > size:
+        raise ValueError("byte string too long")
     buf = (c_char * (len(init) + 1 if size is None else size))()
-    buf.raw = init.ljust(len(buf), b"\0")[:len(buf)]
+    buf.raw = init.ljust(len(buf), b"\0")
     return buf
 
 
