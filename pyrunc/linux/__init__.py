@@ -56,7 +56,8 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
 
     A raw clone, not glibc's fork(): no atfork handlers and no PyOS_AfterFork_Child run. That is
     sound only in a single-threaded process (no lock can be held by a thread that does not exist
-    in the child) whose child runs its own steps and then execs, which is what stage 1 is.
+    in the child), as pyrunc is, for a child that runs its own steps and then forks or exits:
+    stage 1. Its own fork of the init is an ordinary one again.
     """
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
     return syscall(SYS_clone3, ffi.byref(args), ffi.c_size_t(ffi.sizeof(args)), what="clone3")

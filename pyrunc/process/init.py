@@ -1,9 +1,9 @@
 """The init (stage 2): PID 1 of the new container, forked by stage 1 (stage1.py).
 
-The init is born in the container's cgroups (stage 1 joins the v1 ones and
-clones it into the cgroup2 one; see stage1.join_cgroups_at_birth). Where
-that cannot be done (a user namespace, rootless, an old kernel) the parent
-moves it, and the first cgroup.procs write waits for an RCU grace period
+The init is born in the container's cgroups: the parent clones stage 1 into
+the cgroup2 one, stage 1 joins the v1 ones (stage1.join_cgroups_at_birth),
+and the init inherits them. Where that cannot be done (rootless, a kernel
+without clone3) the parent moves it, and the first cgroup.procs write waits for an RCU grace period
 (~10 ms) while the init already sets up its rootfs. Either way the parent
 writes the resources meanwhile; the init waits for both (``enter_cgroup``)
 before anything that depends on them: a cgroup namespace, a cgroup mount,

@@ -82,10 +82,10 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         if log.get().min_level == 0:
             ctx.timeline = []
         ctx.idmap_fds = idmap_fds(config)
-        birth = plan_cgroup_birth(mgr, ns_plan, ctx)
+        birth, cgroup2_fd = plan_cgroup_birth(mgr, ctx)
         if opts.subreaper:
             linux.set_child_subreaper()
-        stage1_pid = os.fork()
+        stage1_pid, born = fork_stage1(cgroup2_fd)
         if stage1_pid == 0:
             parent_chan.close()
             stage1(ctx)  # never returns
@@ -96,8 +96,8 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         for _, fd in join_fds:
             os.close(fd)
         join_fds = []
-        if ctx.cgroup2_fd is not None:
-            os.close(ctx.cgroup2_fd)
+        if cgroup2_fd is not None:
+            os.close(cgroup2_fd)
         if mgr is not None and not birth:
             start_cgroup_move(mgr, stage1_pid)
         fault_point("fork")
@@ -110,7 +110,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             raise ChildError(f"expected 'pid' from stage 1, got {msg['type']!r}", step="sync")
         init_pid = msg["pid"]
         if mgr is not None:
-            if not msg.get("placed"):
+            if not (birth and born and msg.get("placed")):
                 move_init(mgr, init_pid, parent_chan)
             mgr.set(cgroup_resources(config))
         parent_chan.send("cgroup_joined")  # an init that failed meanwhile: send raises its error
@@ -298,24 +298,36 @@ def make_cgroup(config: dict, cid: str, opts):
     return mgr
 
 
-def plan_cgroup_birth(mgr, ns_plan, ctx) -> bool:
-    """Have the init born in its cgroups instead of moved there (stage1.join_cgroups_at_birth):
-    stage 1 joins the v1 hierarchies itself and clones the init into the cgroup2 one, so no
-    cgroup.procs write, and none of its RCU grace period, is on the way to the container.
+def plan_cgroup_birth(mgr, ctx) -> tuple[bool, int | None]:
+    """Place the container's processes at birth instead of moving them (stage1.py): stage 1 is
+    cloned into the cgroup2 directory (the fd returned, if there is one) and joins the v1
+    hierarchies itself; the init inherits all of it. No cgroup.procs write, and none of its RCU
+    grace period, is then on the way to the container.
 
-    Not with a new user namespace (the clone happens after it, where the cgroup files are no
-    longer ours to write) nor rootless (hierarchies we may not write to are skipped by apply()).
+    Not rootless: apply() skips the hierarchies we may not write to, which this cannot know.
     """
-    if mgr is None or mgr.rootless or ns_plan.creates("user"):
-        return False
-    ctx.cgroup_v1_dirs, cgroup2 = mgr.birth_plan()
+    if mgr is None or mgr.rootless:
+        return False, None
+    v1_dirs, cgroup2 = mgr.birth_plan()
+    fd = None
     if cgroup2:
         try:
-            ctx.cgroup2_fd = os.open(cgroup2, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(cgroup2, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
-            ctx.cgroup_v1_dirs = []
-            return False
-    return True
+            return False, None
+    ctx.cgroup_v1_dirs = v1_dirs
+    return True, fd
+
+
+def fork_stage1(cgroup2_fd: int | None) -> tuple[int, bool]:
+    """Fork stage 1, into the cgroup2 directory when given: (pid or 0, born there). When the
+    kernel refuses the clone (no clone3, say) it is a plain fork and the parent moves the init."""
+    if cgroup2_fd is not None:
+        try:
+            return linux.fork_into_cgroup(cgroup2_fd), True
+        except OSError:
+            return os.fork(), False
+    return os.fork(), True
 
 
 def start_cgroup_move(mgr, stage1_pid: int) -> None:

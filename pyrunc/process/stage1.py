@@ -1,10 +1,10 @@
 """Stage 1: the first process forked by `create`, and what every forked stage shares.
 
-Stage 1 joins the container's cgroups where it can do so without a grace
-period (``join_cgroups_at_birth``), joins the namespaces given by path,
-unshares the new ones (a user namespace first, its maps written by the
-parent) and forks the init, which is PID 1 of the new pid namespace (cloned
-straight into the cgroup2 hierarchy when there is one); it reports the init's pid and exits, so
+Stage 1 is born in the container's cgroup2 directory (cloned there by the
+parent) and joins its v1 cgroups itself (``join_cgroups_at_birth``), then
+joins the namespaces given by path, unshares the new ones (a user namespace
+first, its maps written by the parent) and forks the init, which is PID 1 of
+the new pid namespace and inherits every cgroup; it reports the init's pid and exits, so
 the init is reparented to the caller (a subreaper) and no pyrunc process
 stays between them.
 
@@ -58,9 +58,9 @@ class InitContext:
         self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
         self.env: dict[str, str] = {}
         self.in_cgroup = False  # the parent has moved us into the container's cgroup
-        # Placement at birth (process/stage1.py: join_cgroups_at_birth), when the parent chose it:
-        self.cgroup_v1_dirs: list[str] = []  # stage 1 writes "0" to each one's tasks
-        self.cgroup2_fd: int | None = None  # O_PATH fd the init is cloned into
+        # Placement at birth, when the parent chose it (parent.plan_cgroup_birth): stage 1 was
+        # cloned into the cgroup2 directory and writes "0" to the tasks file of each of these.
+        self.cgroup_v1_dirs: list[str] = []
 
 
 def stage1(ctx: InitContext) -> None:
@@ -91,7 +91,7 @@ def stage1(ctx: InitContext) -> None:
             step = "set time offsets"
             set_time_offsets(ctx)
         step = "fork init"
-        pid = fork_after_report(ctx.chan, placed=placed, cgroup2_fd=ctx.cgroup2_fd if placed else None)
+        pid = fork_after_report(ctx.chan, placed=placed)
         if pid == 0:
             enter_init(ctx)  # never returns
         os._exit(0)
@@ -109,30 +109,18 @@ def become_stage(ctx: InitContext, title: str) -> None:
     close_foreign_fds(ctx)
 
 
-def fork_after_report(chan: Channel, *, placed: bool = False, cgroup2_fd: int | None = None) -> int:
+def fork_after_report(chan: Channel, *, placed: bool = False) -> int:
     """Fork; the parent reports the child's pid before the child may say anything.
 
     Both share the channel: without the gate the child's first message could
     overtake the pid report. Returns 0 in the child, the pid in the parent.
-    ``placed``: we are in the container's v1 cgroups already, and the child is
-    cloned into ``cgroup2_fd`` (if given); the report says whether that all
-    held. If the kernel refuses the clone (no clone3, a user namespace without
-    the right to write there) it is an ordinary fork and the parent moves the
-    child.
+    ``placed`` goes into the report: we joined the container's cgroups at
+    birth, so the child is born in them too and needs no move.
     """
     gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
-    pid = -1
-    if cgroup2_fd is not None:
-        try:
-            pid = linux.fork_into_cgroup(cgroup2_fd)
-        except OSError:
-            placed = False
-    if pid == -1:
-        pid = os.fork()
+    pid = os.fork()
     if pid == 0:
         os.close(gate_w)
-        if cgroup2_fd is not None:
-            os.close(cgroup2_fd)
         os.read(gate_r, 1)  # EOF or a byte: stage 1 has reported us (or died)
         os.close(gate_r)
         return 0
@@ -145,16 +133,17 @@ def fork_after_report(chan: Channel, *, placed: bool = False, cgroup2_fd: int | 
 
 
 def join_cgroups_at_birth(ctx: InitContext) -> bool:
-    """Join the container's v1 cgroups by writing "0" to their ``tasks``; True when the init can
-    then be cloned into the rest (the cgroup2 directory, if any) and needs no move at all.
+    """Join the container's v1 cgroups by writing "0" to their ``tasks``; True when that held
+    (the parent cloned us into the cgroup2 one already), so the init is born in all of them.
 
     A thread that moves only itself takes no threadgroup lock, so no RCU grace period either
-    (~10 ms for every cgroup.procs write that starts one); the init inherits these cgroups.
-    Done first, while the host's cgroup paths are still ours to see. On any failure the parent
-    moves the init the usual way, as it does when it chose not to plan a birth placement.
+    (~10 ms for every cgroup.procs write that starts one). Done first: before a user namespace
+    (whose root may not write there) and while the host's cgroup paths are still ours to see.
+    On any failure the parent moves the init the usual way, as it does when it chose not to plan
+    a birth placement.
     """
-    if not ctx.cgroup_v1_dirs and ctx.cgroup2_fd is None:
-        return False
+    if not ctx.cgroup_v1_dirs:
+        return True  # nothing to join here (pure cgroup2, or no planned birth: then unused)
     try:
         for directory in ctx.cgroup_v1_dirs:
             fd = os.open(directory + "/tasks", os.O_WRONLY | os.O_CLOEXEC)
@@ -212,8 +201,6 @@ def close_foreign_fds(ctx: InitContext) -> None:
     forever; it would also carry host directory fds into the container.
     """
     keep = {0, 1, 2, ctx.chan.fileno(), ctx.fifo_fd, *(fd for _, fd in ctx.join_fds)}
-    if ctx.cgroup2_fd is not None:
-        keep.add(ctx.cgroup2_fd)
     keep.update(range(3, 3 + ctx.preserve_fds))
     keep.update(ctx.idmap_fds.values())
     low = 3
