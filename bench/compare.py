@@ -24,13 +24,14 @@ from .runtime import (
     Runtime,
     RuntimeFailed,
     become_subreaper,
+    new_id,
     reap_zombies,
     runtime_works,
     sweep_leaked_cgroups,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENARIOS = ("run", "csd", "seq", "conc", "many", "rss", "seccomp", "userns")
+SCENARIOS = ("run", "csd", "exec", "seq", "conc", "many", "rss", "seccomp", "userns")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -87,6 +88,9 @@ class Bench:
                                                   bundles.seccomp_heavy_config(), rootfs)
         self.userns_bundle = bundles.make_bundle(os.path.join(tmp, "bundle-userns"),
                                                  bundles.userns_config(), rootfs)
+        sleeper = bundles.base_config()
+        sleeper["process"]["args"] = ["sleep", "3600"]
+        self.sleep_bundle = bundles.make_bundle(os.path.join(tmp, "bundle-sleep"), sleeper, rootfs)
 
     def check_runtimes(self) -> None:
         """Fail early if a runtime does not start; work around a stale editable install."""
@@ -115,6 +119,23 @@ class Bench:
         log("run of /bin/true")
         s, o = sc.alternate(a.iterations, a.warmup, self.pair, lambda rt: sc.run_true(rt, self.bundle))
         self.add(sc.Result("run", "run /bin/true", "s", "<= 1.0", s, o))
+
+    def exec(self) -> None:
+        """`exec` of /bin/true in a running container of each runtime (no target in issue 7:
+        it is how health checks and `kubectl exec` reach the runtime)."""
+        a = self.args
+        log("exec of /bin/true in a running container")
+        cids = {}
+        for rt in self.pair:
+            cids[rt.name] = new_id("exec")
+            rt.call("run", "--detach", "--bundle", self.sleep_bundle, cids[rt.name])
+        try:
+            s, o = sc.alternate(a.iterations, a.warmup, self.pair,
+                                lambda rt: rt.call("exec", cids[rt.name], "/bin/true"))
+        finally:
+            for rt in self.pair:
+                rt.delete_force(cids[rt.name])
+        self.add(sc.Result("exec", "exec /bin/true (running container)", "s", "", s, o))
 
     def csd(self) -> None:
         a = self.args

@@ -9,12 +9,11 @@ process's own (foreground) or 0 (--detach).
 
 from __future__ import annotations
 
-import copy
-import json
+import marshal
 import os
 
 from ..container import Container
-from ..errors import PyruncError, UsageError, WrongStatus
+from ..errors import ConfigError, PyruncError, UsageError, WrongStatus
 from .args import Opt, parse
 
 EXEC_OPTS = [
@@ -64,19 +63,29 @@ def _id(s: str) -> int:
     return v
 
 
+def json_copy(value):
+    """A deep copy of JSON data (dicts, lists, scalars), without importing copy."""
+    return marshal.loads(marshal.dumps(value))
+
+
 def build_process(opts: dict, args: list[str], config: dict) -> dict:
     if opts["process"]:
+        from ..spec.load import parse_config  # the strict _json scanner: no json (and re) import
+
         try:
             with open(opts["process"], "rb") as f:
-                process = json.loads(f.read())
-        except (OSError, ValueError) as e:
+                process = parse_config(f.read())
+        except OSError as e:
             raise UsageError(f"read process file {opts['process']}: {e}", step="exec") from None
+        except ConfigError as e:
+            cause = e.problems[0][1] if e.problems else "invalid JSON"
+            raise UsageError(f"read process file {opts['process']}: {cause}", step="exec") from None
         if not isinstance(process, dict):
             raise UsageError("process file must hold a JSON object", step="exec")
     else:
         if not args:
             raise UsageError("exec: args must not be empty", step="exec")
-        process = copy.deepcopy(config.get("process") or {})
+        process = json_copy(config.get("process") or {})
         process["args"] = list(args)
         process["terminal"] = bool(opts["tty"])
         process.pop("consoleSize", None)
@@ -98,7 +107,7 @@ def build_process(opts: dict, args: list[str], config: dict) -> dict:
         if opts["no_new_privs"]:
             process["noNewPrivileges"] = True
         if opts["cap"]:
-            caps = copy.deepcopy(process.get("capabilities") or {})
+            caps = json_copy(process.get("capabilities") or {})
             for which in ("bounding", "effective", "permitted"):
                 have = caps.setdefault(which, [])
                 have.extend(c for c in opts["cap"] if c not in have)

@@ -1,8 +1,9 @@
 """`exec`: a new process that joins a running container.
 
 The parent (pyrunc exec) opens the init's namespaces after re-checking the
-init's start time, forks a joiner, moves it into the container's cgroup and
-lets it go. The joiner makes itself non-dumpable, joins every namespace
+init's start time and starts a joiner in the container's cgroups, the way
+`create` starts stage 1 (born there; moved when rootless or when an initial
+CPU affinity must come first), then lets it go. The joiner makes itself non-dumpable, joins every namespace
 (mount last, so host paths stay reachable until then) and forks once more so
 its child lands in the container's pid namespace; that child runs
 TENANT_STEPS and execs. The channel is close-on-exec: after the "exec"
@@ -19,7 +20,7 @@ from .. import OCI_VERSION, linux, namespaces, proc
 from ..errors import PyruncError
 from . import init as steps
 from .channel import Channel
-from .stage1 import InitContext, become_stage, fork_after_report, report
+from .stage1 import InitContext, become_stage, fork_after_report, join_cgroups_at_birth, report
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
            "user": "user", "cgroup": "cgroup", "time": "time"}
@@ -51,6 +52,11 @@ def joiner(ctx: InitContext) -> None:
             from .. import scheduling
 
             scheduling.apply_affinity(initial, "initial")
+        step = "join cgroups"
+        if not join_cgroups_at_birth(ctx):  # the parent planned it: it will not move us
+            raise PyruncError("cannot join the container's v1 cgroups (writing 0 to their tasks)",
+                              step=step)
+        step = "join namespaces"
         ctx.chan.expect("go")
         namespaces.join(ctx.join_fds)
         for _, fd in ctx.join_fds:
@@ -125,7 +131,7 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
           *, preserve_fds: int = 0, console_sock=None, subreaper: bool = False) -> tuple[int, int | None]:
     """Start `process` in the container; return (its host pid, pty master or None)."""
     from ..security import capabilities
-    from .parent import compile_seccomp, send_seccomp_listener
+    from .parent import compile_seccomp, fork_stage1, plan_cgroup_birth, send_seccomp_listener
 
     caps = capabilities.plan(process.get("capabilities"))
     if caps is not None:
@@ -145,19 +151,26 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
                       no_new_keyring=True, preserve_fds=preserve_fds)
     ctx.process = process
     ctx.seccomp = seccomp
+    # Born in the container's cgroups like a create's stage 1 (parent.plan_cgroup_birth), except
+    # when an initial CPU affinity must be set before the cgroup is joined (config.md).
+    birth, cgroup2_fd = False, None
+    if not (process.get("execCPUAffinity") or {}).get("initial"):
+        birth, cgroup2_fd = plan_cgroup_birth(cgroup, ctx)
     if subreaper:
         linux.set_child_subreaper()
-    joiner_pid = os.fork()
+    joiner_pid, born = fork_stage1(cgroup2_fd)
     if joiner_pid == 0:
         parent_chan.close()
         joiner(ctx)
     child_chan.close()
+    if cgroup2_fd is not None:
+        os.close(cgroup2_fd)
     for _, fd in join_fds:
         os.close(fd)
     master = None
     child = 0
     try:
-        if cgroup is not None:
+        if cgroup is not None and not (birth and born):
             cgroup.apply(joiner_pid)
         parent_chan.send("go")
         child = parent_chan.expect("pid")["pid"]

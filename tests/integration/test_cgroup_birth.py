@@ -66,6 +66,23 @@ def test_rootless_moves_the_init_as_before(pyrunc, bundle, tmp_path):
     assert len(paths) >= 2 and all(p.endswith("/" + tag) for p in paths), paths
 
 
+def test_exec_process_is_born_in_the_cgroups_too(pyrunc, bundle, tmp_path):
+    tag = bundle.config["linux"]["cgroupsPath"]
+    lin = bundle.config["linux"]
+    lin["namespaces"] = [ns for ns in lin["namespaces"] if ns["type"] != "cgroup"]
+    bundle.config["process"]["args"] = ["sleep", "30"]
+    pyrunc("run", "-d", "ex", bundle=bundle, check=True)
+    trace = tmp_path / "exec.strace"
+    p = run_to_files(["strace", "-f", "-qq", "-e", "trace=openat,clone3", "-o", str(trace),
+                      *pyrunc.cmd("exec", "ex", "cat", "/proc/self/cgroup")], timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = trace.read_text().splitlines()
+    assert not [line for line in lines if "cgroup.procs" in line and "O_WRONLY" in line]
+    assert [line for line in lines if "CLONE_INTO_CGROUP" in line]
+    paths = [line.split(":", 2)[2] for line in p.stdout.splitlines() if line.count(":") >= 2]
+    assert len(paths) >= 2 and all(path.endswith("/" + tag) for path in paths), paths
+
+
 def test_a_refused_clone_falls_back_to_fork_and_says_so():
     """If the kernel refuses clone3 (older kernels: ENOSYS), stage 1 is forked and reported as
     not born in the cgroup, so the parent moves the init."""
