@@ -57,7 +57,7 @@ class InitContext:
         self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
         self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
         self.env: dict[str, str] = {}
-        self.in_cgroup = False  # the parent has moved us into the container's cgroup
+        self.in_cgroup = False  # "cgroup_joined" received: placed, resources written
         # Placement at birth, when the parent chose it (parent.plan_cgroup_birth): stage 1 was
         # cloned into the cgroup2 directory and writes "0" to the tasks file of each of these.
         self.cgroup_v1_dirs: list[str] = []
@@ -79,8 +79,8 @@ def stage1(ctx: InitContext) -> None:
             step = "create user namespace"
             create_user_namespace(ctx)
         step = "create namespaces"
-        # A cgroup namespace is rooted where its creator stands: the init unshares it once the
-        # parent has moved it into the container's cgroup (enter_cgroup).
+        # A cgroup namespace is rooted where its creator stands: the init unshares it once it is
+        # in the container's cgroup for sure (enter_cgroup).
         rest = ctx.ns.new_flags & ~(linux.CLONE_NEWUSER | linux.CLONE_NEWCGROUP)
         if rest:
             try:
