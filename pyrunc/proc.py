@@ -1,4 +1,5 @@
-"""Facts about processes read from /proc, with no ctypes: cheap enough for `state` and `kill`."""
+"""Facts read from /proc (processes, mountinfo fields), with no ctypes: cheap enough for `state`
+and `kill`."""
 
 from __future__ import annotations
 
@@ -46,3 +47,19 @@ def waitpid_status(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def unescape_mountinfo(field: str) -> str:
+    """Undo /proc/*/mountinfo's octal escapes (``\\040`` for a space and friends)."""
+    if "\\" not in field:
+        return field
+    out = []
+    i = 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from pyrunc.errors import CgroupError
+from pyrunc.proc import unescape_mountinfo
 
 # v1 super-block options that name a controller (everything else, such as
 # "rw", "clone_children" or "release_agent=...", is a mount option).
@@ -64,22 +65,6 @@ class Layout:
         return f"Layout({self.mode!r}, v1={self.v1!r}, unified={self.unified!r})"
 
 
-def _unescape(field: str) -> str:
-    """Undo mountinfo's octal escapes (``\\040`` for a space and friends)."""
-    if "\\" not in field:
-        return field
-    out = []
-    i = 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[tuple[str, str, str, str]]:
     """Return ``(mountpoint, root, fstype, super_options)`` for every cgroup mount.
 
@@ -100,7 +85,7 @@ def parse_mountinfo(text: str) -> list[tuple[str, str, str, str]]:
         fstype = fields[sep + 1]
         if fstype not in ("cgroup", "cgroup2"):
             continue
-        mounts.append((_unescape(fields[4]), _unescape(fields[3]), fstype, fields[sep + 3]))
+        mounts.append((unescape_mountinfo(fields[4]), unescape_mountinfo(fields[3]), fstype, fields[sep + 3]))
     return mounts
 
 

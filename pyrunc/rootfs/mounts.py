@@ -18,6 +18,7 @@ import stat
 
 from pyrunc.errors import PyruncError
 from pyrunc.linux import mount as m
+from pyrunc.proc import unescape_mountinfo
 from pyrunc.rootfs import options as mopts
 from pyrunc.rootfs import resolve as r
 
@@ -51,21 +52,6 @@ def fd_target(fd: int) -> str:
     return f"/proc/thread-self/fd/{fd}"
 
 
-def _unescape(field: str) -> str:
-    """Undo mountinfo's octal escapes (\\040 for space and friends)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 class MountInfo:
     """One line of /proc/self/mountinfo (the fields pyrunc needs)."""
 
@@ -77,13 +63,13 @@ class MountInfo:
         f = pre.split(" ")
         self.mount_id = int(f[0])
         self.parent_id = int(f[1])
-        self.root = _unescape(f[3])
-        self.mountpoint = _unescape(f[4])
+        self.root = unescape_mountinfo(f[3])
+        self.mountpoint = unescape_mountinfo(f[4])
         self.options = f[5]
         self.optional = f[6:]
         p = post.split(" ")
         self.fstype = p[0]
-        self.source = _unescape(p[1]) if len(p) > 1 else ""
+        self.source = unescape_mountinfo(p[1]) if len(p) > 1 else ""
         self.super_options = p[2] if len(p) > 2 else ""
 
 
