@@ -21,7 +21,8 @@ import os
 import time
 
 from .. import linux, namespaces
-from ..errors import PyruncError
+from ..cgroups.base import write_file
+from ..errors import CgroupError, PyruncError
 from .channel import Channel
 
 TYPE_CHECKING = False  # typing's own flag without importing typing on the hot path
@@ -70,7 +71,11 @@ def stage1(ctx: InitContext) -> None:
         become_stage(ctx, "pyrunc:[1:STAGE]")
         if ctx.process.get("terminal"):
             detach_stdio()
-        placed = join_cgroups_at_birth(ctx)
+        try:
+            join_cgroups_at_birth(ctx)
+            placed = True
+        except CgroupError:
+            placed = False  # the parent moves the init the usual way
         step = "join namespaces"
         namespaces.join(ctx.join_fds)
         for _, fd in ctx.join_fds:
@@ -132,28 +137,17 @@ def fork_after_report(chan: Channel, *, placed: bool = False) -> int:
     return pid
 
 
-def join_cgroups_at_birth(ctx: InitContext) -> bool:
-    """Join the container's v1 cgroups by writing "0" to their ``tasks``; True when that held
-    (the parent cloned us into the cgroup2 one already), so the init is born in all of them.
+def join_cgroups_at_birth(ctx: InitContext) -> None:
+    """Join the container's v1 cgroups by writing "0" to their ``tasks`` (the parent cloned us
+    into the cgroup2 one already), so everything we fork is born in all of them.
 
     A thread that moves only itself takes no threadgroup lock, so no RCU grace period either
     (~10 ms for every cgroup.procs write that starts one). Done first: before a user namespace
     (whose root may not write there) and while the host's cgroup paths are still ours to see.
-    On any failure the parent moves the init the usual way, as it does when it chose not to plan
-    a birth placement.
+    Raises CgroupError naming the file; nothing to do when no birth was planned.
     """
-    if not ctx.cgroup_v1_dirs:
-        return True  # nothing to join here (pure cgroup2, or no planned birth: then unused)
-    try:
-        for directory in ctx.cgroup_v1_dirs:
-            fd = os.open(directory + "/tasks", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-    except OSError:
-        return False
-    return True
+    for directory in ctx.cgroup_v1_dirs:
+        write_file(directory, "tasks", "0", step="join cgroups", container=ctx.cid)
 
 
 def create_user_namespace(ctx: InitContext) -> None:

@@ -53,9 +53,7 @@ def joiner(ctx: InitContext) -> None:
 
             scheduling.apply_affinity(initial, "initial")
         step = "join cgroups"
-        if not join_cgroups_at_birth(ctx):  # the parent planned it: it will not move us
-            raise PyruncError("cannot join the container's v1 cgroups (writing 0 to their tasks)",
-                              step=step)
+        join_cgroups_at_birth(ctx)  # a failure is exec's: the parent will not move us
         step = "join namespaces"
         ctx.chan.expect("go")
         namespaces.join(ctx.join_fds)
