@@ -242,17 +242,12 @@ def check_supported(config: dict, opts, cid: str) -> None:
             raise PyruncError("linux.intelRdt requested but resctrl is not mounted at /sys/fs/resctrl "
                               "(no Intel RDT on this host)", step="validate", container=cid)
         raise PyruncError("linux.intelRdt is not supported yet", step="validate", container=cid)
+    from .. import scheduling
+    from ..security import lsm
+
     try:
-        # Imported only when asked for: the init imports both anyway, after the fork.
-        if (process.get("scheduler") or process.get("ioPriority") or process.get("execCPUAffinity")
-                or lin.get("memoryPolicy")):
-            from .. import scheduling
-
-            scheduling.check(config)
-        if process.get("apparmorProfile") or process.get("selinuxLabel") or lin.get("mountLabel"):
-            from ..security import lsm
-
-            lsm.check(process, lin)
+        scheduling.check(config)
+        lsm.check(process, lin)
     except PyruncError as e:
         e.container = cid
         raise
