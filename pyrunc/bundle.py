@@ -33,13 +33,15 @@ class BundleFinder:
 
     The file is MAGIC, the index length (8 bytes, little-endian), the
     marshalled index {name: (source, mtime_ns, size, is_package, offset,
-    length)} and the marshalled code objects. Only the index is read up front
-    (a few KB); each module's code is read with one pread when imported.
+    length)} and the marshalled code objects, offsets counted from the first
+    of them (``base`` in the file). Only the index is read up front (a few KB);
+    each module's code is read with one pread when imported.
     """
 
-    def __init__(self, index: dict, fd: int, path: str = PATH):
+    def __init__(self, index: dict, fd: int, base: int, path: str = PATH):
         self.index = index
         self.fd = fd
+        self.base = base
         self.path = path
         self.pid = os.getpid()
 
@@ -52,7 +54,7 @@ class BundleFinder:
             st = os.stat(source)
             if st.st_mtime_ns != mtime_ns or st.st_size != size:
                 return None  # edited since `make`: import it the usual way
-            code = os.pread(self._fd(), length, offset)
+            code = os.pread(self._fd(), length, self.base + offset)
         except OSError:
             return None
         if len(code) != length:
@@ -93,11 +95,12 @@ def install(path: str = PATH) -> None:
         head = os.read(fd, 16)
         if len(head) != 16 or head[:8] != MAGIC:
             raise ValueError("not a pyrunc bundle")
-        index = marshal.loads(os.read(fd, int.from_bytes(head[8:], "little")))
+        index_length = int.from_bytes(head[8:], "little")
+        index = marshal.loads(os.read(fd, index_length))
     except (OSError, EOFError, ValueError, TypeError):
         os.close(fd)
         return
-    sys.meta_path.insert(0, BundleFinder(index, fd, path))
+    sys.meta_path.insert(0, BundleFinder(index, fd, 16 + index_length, path))
 
 
 def uninstall() -> None:
@@ -130,10 +133,6 @@ def build(path: str = PATH) -> int:
             blobs.append(code)
             offset += len(code)
     head = marshal.dumps(index)
-    base = len(MAGIC) + 8 + len(head)
-    index = {k: (*v[:4], v[4] + base, v[5]) for k, v in index.items()}
-    head = marshal.dumps(index)
-    assert len(MAGIC) + 8 + len(head) == base  # same sizes: offsets are fixed-width ints
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}"
     with open(tmp, "wb") as f:
