@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 # Debian's own interpreter (apt: python3.11, python3.11-venv), not a version manager's: it is
 # linked statically with its common C modules built in, so every `pyrunc` call starts ~1 ms
-# sooner and imports _socket, fcntl, _struct, select for free (docs/PERFORMANCE.md, finding 10).
+# sooner and imports _socket, fcntl, _struct, select for free (docs/PERFORMANCE.md, "What this
+# round changed", 2).
 PYTHON ?= /usr/bin/python3.11
 VENV := .venv
 APT_PACKAGES := python3.11 python3.11-venv busybox-static runc jq libseccomp2 strace hyperfine iproute2 procps bsdutils

@@ -3,8 +3,8 @@
 The init is born in the container's cgroups: the parent clones stage 1 into
 the cgroup2 one, stage 1 joins the v1 ones (stage1.join_cgroups_at_birth),
 and the init inherits them. Where that cannot be done (rootless, a kernel
-without clone3) the parent moves it, and the first cgroup.procs write waits for an RCU grace period
-(~10 ms) while the init already sets up its rootfs. Either way the parent
+without clone3) the parent moves it, and the first cgroup.procs write waits
+for an RCU grace period (~10 ms) while the init already sets up its rootfs. Either way the parent
 writes the resources meanwhile; the init waits for both (``enter_cgroup``)
 before anything that depends on them: a cgroup namespace, a cgroup mount,
 the hooks, the user's program.
