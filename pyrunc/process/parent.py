@@ -1,11 +1,12 @@
 """The runtime side of `create`: everything before and around the forked stages.
 
 Order: validate and prepare in the parent (config, rootfs, namespace fds,
-capability plan, cgroup), then fork stage 1, learn the init's pid from it,
-move the init into the cgroup (while the init already sets up its rootfs:
-see init.py), serve the init's requests (hooks, console, ready), and only
-then record the state and the pid file. Any failure tears down everything created so far:
-the init, the cgroup and the state directory.
+capability plan, cgroup), then clone stage 1 into the cgroup (it joins the
+rest itself, so the init is born there; rootless, it is moved instead: see
+plan_cgroup_birth), learn the init's pid, write the resources while the init
+sets up its rootfs, serve the init's requests (hooks, console, ready), and
+only then record the state and the pid file. Any failure tears down
+everything created so far: the init, the cgroup and the state directory.
 """
 
 from __future__ import annotations
