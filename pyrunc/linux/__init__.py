@@ -7,6 +7,8 @@ with errno on failure, so callers can test ``e.errno``.
 
 from __future__ import annotations
 
+import _signal  # the C module: the numbers without the enum import
+
 from . import ffi
 from ._libc import check, fn, syscall
 
@@ -40,7 +42,6 @@ _prctl = fn("prctl", ffi.c_int, ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong
 
 SYS_clone3 = 435
 CLONE_INTO_CGROUP = 0x200000000
-SIGCHLD = 17
 
 
 class _CloneArgs(ffi.Structure):
@@ -57,9 +58,9 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     A raw clone, not glibc's fork(): no atfork handlers and no PyOS_AfterFork_Child run. That is
     sound only in a single-threaded process (no lock can be held by a thread that does not exist
     in the child), as pyrunc is, for a child that runs its own steps and then forks or exits:
-    stage 1. Its own fork of the init is an ordinary one again.
+    stage 1 and exec's joiner. Their own forks (the init, the exec'd process) are ordinary ones.
     """
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
+    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_signal.SIGCHLD, cgroup=cgroup_fd)
     return syscall(SYS_clone3, ffi.byref(args), ffi.c_size_t(ffi.sizeof(args)), what="clone3")
 
 
