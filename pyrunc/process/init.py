@@ -183,7 +183,10 @@ def open_console_mountpoint() -> int:
 
 
 def apply_sysctl(ctx: InitContext) -> None:
-    """linux.sysctl through the container's own /proc/sys (validated as namespaced earlier)."""
+    """linux.sysctl through the container's own /proc/sys (validated as namespaced earlier).
+
+    After set_hostname, as runc orders them: a `kernel.domainname` sysctl wins over the
+    `domainname` field."""
     for key, value in (ctx.linux.get("sysctl") or {}).items():
         path = "/proc/sys/" + key.replace(".", "/")
         try:
@@ -477,8 +480,8 @@ STEPS = (
     run_container_hooks,
     pivot_root,
     set_up_console,
-    apply_sysctl,
     set_hostname,
+    apply_sysctl,
     finish_rootfs,
     set_rlimits,
     set_oom_score_adj,

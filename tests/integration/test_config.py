@@ -32,6 +32,31 @@ def test_domainname(pyrunc, bundle):
     assert run_probe(pyrunc, bundle, "cat /proc/sys/kernel/domainname") == "example.org\n"
 
 
+@pytest.mark.parametrize("field", [None, "example.org", "other.example"])
+def test_domainname_sysctl_with_uts_namespace(runtime, bundle, field):
+    """Issue 12 #10, runc's rule: `kernel.domainname` is allowed with a UTS namespace whatever the
+    `domainname` field says, and the sysctl (written after the field) is what the container sees."""
+    if field is not None:
+        bundle.config["domainname"] = field
+    bundle.config["linux"]["sysctl"] = {"kernel.domainname": "example.org"}
+    assert run_probe(runtime, bundle, "cat /proc/sys/kernel/domainname") == "example.org\n"
+
+
+@pytest.mark.parametrize("field", [None, "box1"])
+def test_hostname_sysctl_is_refused(runtime, bundle, field):
+    """Issue 12 #10, runc's rule: `kernel.hostname` conflicts with the OCI `hostname` field even
+    when that field is absent; refused before anything is created."""
+    bundle.config.pop("hostname", None)
+    if field is not None:
+        bundle.config["hostname"] = field
+    bundle.config["linux"]["sysctl"] = {"kernel.hostname": "x"}
+    bundle.config["process"]["args"] = ["true"]
+    p = runtime("run", "c1", bundle=bundle)
+    assert p.returncode == 1, p.stderr
+    assert "kernel.hostname" in p.stderr and "hostname" in p.stderr
+    assert not (runtime.root / "c1").exists()
+
+
 def test_new_namespaces_differ_from_host(runtime, bundle):
     out = run_probe(runtime, bundle, "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; echo $$")
     lines = out.split()
