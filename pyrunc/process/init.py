@@ -124,7 +124,7 @@ def run_container_hooks(ctx: InitContext) -> None:
     """createContainer hooks run in the container namespaces, after mounts, before pivot_root."""
     hooks = ctx.config.get("hooks") or {}
     if hooks.get("createContainer"):
-        run_hooks(hooks, "createContainer", hook_state(ctx, "creating"))
+        run_hooks(hooks, "createContainer", hook_state(ctx, "creating"), process_env(ctx))
 
 
 def pivot_root(ctx: InitContext) -> None:
@@ -271,12 +271,18 @@ def change_directory(ctx: InitContext) -> None:
         raise PyruncError(f"cwd {cwd!r} is outside the container root", step="change_directory")
 
 
-def prepare_environment(ctx: InitContext) -> None:
-    """Exactly process.env, plus HOME from the container's passwd when unset (as runc does)."""
+def process_env(ctx: InitContext) -> dict[str, str]:
+    """process.env as a dict (the last of a repeated name wins)."""
     env: dict[str, str] = {}
     for item in ctx.process.get("env") or []:
         k, _, v = item.partition("=")
         env[k] = v
+    return env
+
+
+def prepare_environment(ctx: InitContext) -> None:
+    """Exactly process.env, plus HOME from the container's passwd when unset (as runc does)."""
+    env = process_env(ctx)
     if "HOME" not in env:
         uid = (ctx.process.get("user") or {}).get("uid", 0)
         env["HOME"] = home_of(uid) or "/"
@@ -422,7 +428,7 @@ def run_start_hooks(ctx: InitContext) -> None:
     """startContainer hooks run in the container, after start and before the user program."""
     hooks = ctx.config.get("hooks") or {}
     if hooks.get("startContainer"):
-        run_hooks(hooks, "startContainer", hook_state(ctx, "created"))
+        run_hooks(hooks, "startContainer", hook_state(ctx, "created"), ctx.env)
 
 
 def exec_process(ctx: InitContext) -> None:

@@ -294,6 +294,35 @@ def test_hooks_order_state_and_env(runtime, bundle, tmp_path):
         assert doc["bundle"] == str(bundle.path)
 
 
+def test_hooks_without_env_get_runc_s_environment(runtime, bundle, tmp_path):
+    """Issue 12 #9: a hook without `env` runs with the environment of whoever runs it under runc:
+    the runtime's own for prestart, createRuntime, poststart and poststop, the container process's
+    for createContainer and startContainer (runc's init runs those after taking process.env; HOME
+    is added by startContainer time). Not a fixed PATH and nothing else."""
+    script = tmp_path / "hook.sh"
+    script.write_text(f"#!/bin/sh\nenv > {tmp_path}/env.$1\n")
+    script.chmod(0o755)
+    phases = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+    bundle.config["hooks"] = {ph: [{"path": str(script), "args": ["hook.sh", ph]}] for ph in phases}
+    bundle.config["mounts"].append({"destination": str(tmp_path), "type": "bind", "source": str(tmp_path),
+                                    "options": ["rbind"]})
+    bundle.config["process"]["args"] = ["true"]
+    bundle.config["process"]["env"] = ["PATH=/bin:/usr/bin", "PROCVAR=in-container"]
+    caller = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root",
+              "I12_RUNTIME_VAR": "from the caller"}
+    p = runtime("run", "c1", bundle=bundle, env=caller)
+    assert p.returncode == 0, p.stderr
+    container = {"PATH": "/bin:/usr/bin", "PROCVAR": "in-container"}
+    expected = {"prestart": caller, "createRuntime": caller, "poststart": caller, "poststop": caller,
+                "createContainer": container, "startContainer": dict(container, HOME="/root")}
+    for phase in phases:
+        text = (tmp_path / f"env.{phase}").read_text()
+        seen = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        for shell_own in ("PWD", "SHLVL", "_", "OLDPWD"):
+            seen.pop(shell_own, None)
+        assert seen == expected[phase], phase
+
+
 @pytest.mark.parametrize("phase", ["prestart", "createRuntime", "createContainer"])
 def test_failing_create_hook_fails_create_and_leaves_nothing(runtime, bundle, phase):
     bundle.config["hooks"] = {phase: [{"path": "/bin/false"}]}
