@@ -290,12 +290,19 @@ def prepare_environment(ctx: InitContext) -> None:
 
 
 def home_of(uid: int) -> str | None:
-    """The home directory of uid in the container's /etc/passwd, read without following links.
+    """The home directory of uid in the container's /etc/passwd.
 
-    Parsed by hand: NSS would dlopen libraries from the container's rootfs.
+    Images may make /etc/passwd a symlink (e.g. to ../usr/share/passwd): it is followed, but
+    only inside our root and never through /proc magic links (resolve.open_in_root), which
+    matters for `exec`, whose process still holds the runtime's descriptors here. Parsed by
+    hand: NSS would dlopen libraries from the container's rootfs.
     """
     try:
-        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        root_fd = resolve.open_root("/")
+        try:
+            fd = resolve.open_in_root(root_fd, "/etc/passwd", os.O_RDONLY | os.O_NONBLOCK)
+        finally:
+            os.close(root_fd)
     except OSError:
         return None
     try:

@@ -57,6 +57,46 @@ def test_hostname_sysctl_is_refused(runtime, bundle, field):
     assert not (runtime.root / "c1").exists()
 
 
+PASSWD_1000 = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
+
+
+@pytest.mark.parametrize("link", ["../usr/share/passwd", "/usr/share/passwd",
+                                  "/../../../../../../usr/share/passwd", "../../../../../usr/share/passwd"])
+def test_home_from_passwd_that_is_a_symlink(runtime, bundle, link):
+    """Issue 12 #7: HOME comes from /etc/passwd also when the image makes it a symlink (followed
+    inside the rootfs: an absolute target or one with too many '..' stays in it), for the init
+    and for exec, as runc does."""
+    (bundle.rootfs / "usr" / "share").mkdir(parents=True, exist_ok=True)
+    (bundle.rootfs / "usr" / "share" / "passwd").write_text(PASSWD_1000)
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to(link)
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["process"]["env"] = ["PATH=/bin"]
+    assert run_probe(runtime, bundle, "echo $HOME") == "/home/user\n"
+    bundle.config["process"]["args"] = ["sleep", "100"]
+    runtime("run", "-d", "h1", bundle=bundle, check=True)
+    x = runtime("exec", "h1", "sh", "-c", "echo $HOME")
+    assert x.returncode == 0, x.stderr
+    assert x.stdout == "/home/user\n"
+
+
+def test_home_never_read_from_outside_the_rootfs(runtime, bundle, tmp_path):
+    """A passwd symlink aimed at a host path (absolute, or climbing with '..') is resolved inside
+    the rootfs, where it does not exist: HOME is "/" as runc gives, never the host file's value."""
+    host = tmp_path / "hostetc"
+    host.mkdir()
+    (host / "passwd").write_text("user:x:1000:1000:user:/host-home-leaked:/bin/sh\n")
+    climb = "../" * 40
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to(f"{climb}{str(host / 'passwd').lstrip('/')}")
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["process"]["env"] = ["PATH=/bin"]
+    assert run_probe(runtime, bundle, "echo $HOME") == "/\n"
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to(str(host / "passwd"))
+    assert run_probe(runtime, bundle, "echo $HOME", cid="p2") == "/\n"
+
+
 def test_new_namespaces_differ_from_host(runtime, bundle):
     out = run_probe(runtime, bundle, "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; echo $$")
     lines = out.split()
