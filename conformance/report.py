@@ -67,6 +67,16 @@ def environment(runtime: str, oracle: str) -> dict:
     }
 
 
+# Where the spec leaves pyrunc a choice, what it chose; printed in docs/CONFORMANCE.md.
+CHOICES = [
+    ("`linux.seccomp.listenerPath` without an `SCMP_ACT_NOTIFY` action",
+     "config-linux.md#seccomp: the runtime sends the listener to `listenerPath` \"when the "
+     "SCMP_ACT_NOTIFY action is used\". Without such an action pyrunc never connects to that "
+     "socket (for the init or for `exec`), so no agent needs to be listening there; as runc does "
+     "(`tests/integration/test_seccomp_container.py::test_listener_only_used_with_a_notify_rule`)."),
+]
+
+
 def markdown(rows: list[dict], meta: dict, *, full: bool) -> str:
     """The markdown report; `full` adds the counts and lists that docs/CONFORMANCE.md carries."""
     parts = []
@@ -94,6 +104,8 @@ def markdown(rows: list[dict], meta: dict, *, full: bool) -> str:
         only = runtime_only(rows)
         parts.append("## pyrunc passes, runc fails\n\n" + (
             "\n".join(f"- `{r['id']}` ({r['spec']}, {r['level']})" for r in only) or "None.") + "\n")
+        parts.append("## Choices where the spec leaves room\n\n"
+                     + "\n".join(f"- {what}: {why}" for what, why in CHOICES) + "\n")
         parts.append("## All scenarios\n")
     parts.append(table(rows))
     return "\n".join(parts)

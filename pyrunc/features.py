@@ -25,7 +25,7 @@ def document() -> dict:
         mode = "unknown"
     # "remount" only means something on an existing mount, so it is not offered on its own.
     mount_options = sorted((set(options.FLAGS) | set(options.PROPAGATION) | set(options.RECURSIVE)
-                            | {"ro", "rw"}) - {"remount"})  # idmap/ridmap: see mountExtensions
+                            | {"ro", "rw", options.COPYUP}) - {"remount"})  # idmap/ridmap: see mountExtensions
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,

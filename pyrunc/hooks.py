@@ -15,20 +15,47 @@ from .jsonout import dumps
 PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
-def run_hooks(hooks: dict | None, phase: str, state: dict) -> None:
-    """Run every hook of `phase`; raise HookError naming the phase, index and cause on failure."""
+def run_hooks(hooks: dict | None, phase: str, state: dict, default_env: dict | None = None) -> None:
+    """Run every hook of `phase`; raise HookError naming the phase, index and cause on failure.
+
+    `default_env` is the environment of a hook without `env` (see hook_env)."""
     for index, hook in enumerate((hooks or {}).get(phase) or []):
-        run_hook(hook, phase, index, state)
+        run_hook(hook, phase, index, state, default_env)
 
 
-def run_hook(hook: dict, phase: str, index: int, state: dict) -> None:
+def hook_env(hook: dict, default_env: dict | None) -> dict | None:
+    """A hook's `env` when it has one (an empty list is an empty environment); otherwise what
+    runc gives it: the environment of the process that runs it. That is the runtime's own
+    (None: inherited) for the hooks the runtime runs, and the container process's for
+    createContainer and startContainer, which runc's init runs after taking process.env."""
+    if hook.get("env") is None:
+        return runtime_env() if default_env is None else default_env
+    return dict(e.split("=", 1) for e in hook["env"] if "=" in e)
+
+
+def runtime_env() -> dict[bytes, bytes]:
+    """The environment pyrunc was started with, read back from /proc/self/environ.
+
+    Not os.environ: CPython adds LC_CTYPE=C.UTF-8 to it when started in the C locale (PEP 538
+    locale coercion), which runc's hooks would never see."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        import os
+
+        return dict(os.environb)
+    return dict(item.split(b"=", 1) for item in data.split(b"\0") if b"=" in item)
+
+
+def run_hook(hook: dict, phase: str, index: int, state: dict, default_env: dict | None = None) -> None:
     # Imported here: most containers have no hooks and subprocess costs ~5 ms. The container
     # init imports it before pivot_root when its config has hooks (preload_for_hooks).
     import subprocess
 
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = dict(e.split("=", 1) for e in hook.get("env") or [] if "=" in e)
+    env = hook_env(hook, default_env)
     timeout = hook.get("timeout")
     where = f"{phase} hook #{index} ({path})"
     data = dumps(state).encode()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from ..harness import Ctx, Fail, add, parse_mountinfo, scenario
 from .common import host_mount, mount_at
@@ -201,6 +203,73 @@ def _(ctx: Ctx) -> None:
     ctx.add_mount("/srv/seed", "tmpfs", "tmpfs", ["tmpcopyup"])
     out = ctx.probe("cat /srv/seed/keep; echo; awk '$5 == \"/srv/seed\" {print \"mounted\"}' /proc/self/mountinfo")
     ctx.check(out.split() == ["seeded", "mounted"], f"tmpcopyup: {out!r}")
+
+
+def _seed_copyup(ctx: Ctx) -> Path:
+    """/srv/seed in the image with owners, modes (setuid, 0700) and symlinks (one aimed out)."""
+    d = ctx.rootfs / "srv" / "seed"
+    (d / "sub").mkdir(parents=True)
+    (d / "keep").write_text("seeded")
+    os.chown(d / "keep", 1000, 1000)
+    os.chmod(d / "keep", 0o640)
+    (d / "suid").write_text("#!/bin/sh\n")
+    os.chmod(d / "suid", 0o4755)
+    (d / "sub" / "f").write_text("deep")
+    os.chown(d / "sub", 1001, 1001)
+    os.chmod(d / "sub", 0o700)
+    os.symlink("keep", d / "rel")
+    os.symlink("../../../../../etc/shadow", d / "out")
+    os.chmod(d, 0o751)
+    return d
+
+
+@scenario("mount-opt-tmpcopyup-metadata", OPT, "MAY")
+def _(ctx: Ctx) -> None:
+    """'tmpcopyup' keeps owners, modes (setuid too) and symlinks (as links), and puts the directory's mode on the tmpfs."""
+    _seed_copyup(ctx)
+    ctx.add_mount("/srv/seed", "tmpfs", "tmpfs", ["tmpcopyup"])
+    out = ctx.probe("cd /srv/seed && for f in . keep suid sub rel out; do stat -c '%n %a %u %g %F' $f; done; "
+                    "readlink rel; readlink out")
+    want = [". 751 0 0 directory", "keep 640 1000 1000 regular file", "suid 4755 0 0 regular file",
+            "sub 700 1001 1001 directory", "rel 777 0 0 symbolic link", "out 777 0 0 symbolic link",
+            "keep", "../../../../../etc/shadow"]
+    ctx.check(out.splitlines() == want, f"tmpcopyup metadata: {out!r}")
+
+
+@scenario("mount-opt-tmpcopyup-private-copy", OPT, "MAY")
+def _(ctx: Ctx) -> None:
+    """Writes into a 'tmpcopyup' tmpfs stay in it: the image's directory is unchanged."""
+    d = _seed_copyup(ctx)
+    (d / "mine").write_text("seeded")
+    ctx.add_mount("/srv/seed", "tmpfs", "tmpfs", ["tmpcopyup"])
+    out = ctx.probe("cat /srv/seed/mine; echo; echo changed > /srv/seed/mine && touch /srv/seed/new && "
+                    "cat /srv/seed/mine")
+    ctx.check(out == "seeded\nchanged\n", f"write into the tmpfs: {out!r}")
+    ctx.check((d / "mine").read_text() == "seeded" and not (d / "new").exists(), "the image directory changed")
+
+
+@scenario("mount-opt-tmpcopyup-ro", OPT, "MAY")
+def _(ctx: Ctx) -> None:
+    """'tmpcopyup' with 'ro': the content is copied first, then the mount is read-only."""
+    _seed_copyup(ctx)
+    ctx.add_mount("/srv/seed", "tmpfs", "tmpfs", ["tmpcopyup", "ro"])
+    out = ctx.probe("cat /srv/seed/keep 2>/dev/null || stat -c %s /srv/seed/keep; "
+                    "touch /srv/seed/x 2>/dev/null && echo rw || echo ro")
+    ctx.check(out.split() == ["6", "ro"] or out.split() == ["seeded", "ro"], f"tmpcopyup,ro: {out!r}")
+
+
+@scenario("mount-opt-tmpcopyup-symlinked-destination", OPT, "MAY")
+def _(ctx: Ctx) -> None:
+    """A 'tmpcopyup' destination that is a symlink aimed at the host is resolved inside the root."""
+    host = ctx.work / "hostdir"
+    host.mkdir()
+    (host / "secret").write_text("host")
+    (ctx.rootfs / "srv").mkdir(exist_ok=True)
+    os.symlink("../" * 20 + str(host).lstrip("/"), ctx.rootfs / "srv" / "link")
+    ctx.add_mount("/srv/link", "tmpfs", "tmpfs", ["tmpcopyup"])
+    out = ctx.probe("ls -a /srv/link | wc -l")
+    ctx.check(out.strip() == "2", f"the tmpfs shows host files: {out!r}")
+    ctx.check(sorted(os.listdir(host)) == ["secret"], f"the host directory changed: {os.listdir(host)}")
 
 
 @scenario("mount-opt-idmap-without-mappings-errors", OPT, "MUST")

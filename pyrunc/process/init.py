@@ -124,7 +124,7 @@ def run_container_hooks(ctx: InitContext) -> None:
     """createContainer hooks run in the container namespaces, after mounts, before pivot_root."""
     hooks = ctx.config.get("hooks") or {}
     if hooks.get("createContainer"):
-        run_hooks(hooks, "createContainer", hook_state(ctx, "creating"))
+        run_hooks(hooks, "createContainer", hook_state(ctx, "creating"), process_env(ctx))
 
 
 def pivot_root(ctx: InitContext) -> None:
@@ -183,7 +183,10 @@ def open_console_mountpoint() -> int:
 
 
 def apply_sysctl(ctx: InitContext) -> None:
-    """linux.sysctl through the container's own /proc/sys (validated as namespaced earlier)."""
+    """linux.sysctl through the container's own /proc/sys (validated as namespaced earlier).
+
+    After set_hostname, as runc orders them: a `kernel.domainname` sysctl wins over the
+    `domainname` field."""
     for key, value in (ctx.linux.get("sysctl") or {}).items():
         path = "/proc/sys/" + key.replace(".", "/")
         try:
@@ -268,12 +271,18 @@ def change_directory(ctx: InitContext) -> None:
         raise PyruncError(f"cwd {cwd!r} is outside the container root", step="change_directory")
 
 
-def prepare_environment(ctx: InitContext) -> None:
-    """Exactly process.env, plus HOME from the container's passwd when unset (as runc does)."""
+def process_env(ctx: InitContext) -> dict[str, str]:
+    """process.env as a dict (the last of a repeated name wins)."""
     env: dict[str, str] = {}
     for item in ctx.process.get("env") or []:
         k, _, v = item.partition("=")
         env[k] = v
+    return env
+
+
+def prepare_environment(ctx: InitContext) -> None:
+    """Exactly process.env, plus HOME from the container's passwd when unset (as runc does)."""
+    env = process_env(ctx)
     if "HOME" not in env:
         uid = (ctx.process.get("user") or {}).get("uid", 0)
         env["HOME"] = home_of(uid) or "/"
@@ -281,12 +290,19 @@ def prepare_environment(ctx: InitContext) -> None:
 
 
 def home_of(uid: int) -> str | None:
-    """The home directory of uid in the container's /etc/passwd, read without following links.
+    """The home directory of uid in the container's /etc/passwd.
 
-    Parsed by hand: NSS would dlopen libraries from the container's rootfs.
+    Images may make /etc/passwd a symlink (e.g. to ../usr/share/passwd): it is followed, but
+    only inside our root and never through /proc magic links (resolve.open_in_root), which
+    matters for `exec`, whose process still holds the runtime's descriptors here. Parsed by
+    hand: NSS would dlopen libraries from the container's rootfs.
     """
     try:
-        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        root_fd = resolve.open_root("/")
+        try:
+            fd = resolve.open_in_root(root_fd, "/etc/passwd", os.O_RDONLY | os.O_NONBLOCK)
+        finally:
+            os.close(root_fd)
     except OSError:
         return None
     try:
@@ -419,7 +435,7 @@ def run_start_hooks(ctx: InitContext) -> None:
     """startContainer hooks run in the container, after start and before the user program."""
     hooks = ctx.config.get("hooks") or {}
     if hooks.get("startContainer"):
-        run_hooks(hooks, "startContainer", hook_state(ctx, "created"))
+        run_hooks(hooks, "startContainer", hook_state(ctx, "created"), ctx.env)
 
 
 def exec_process(ctx: InitContext) -> None:
@@ -477,8 +493,8 @@ STEPS = (
     run_container_hooks,
     pivot_root,
     set_up_console,
-    apply_sysctl,
     set_hostname,
+    apply_sysctl,
     finish_rootfs,
     set_rlimits,
     set_oom_score_adj,

@@ -83,12 +83,12 @@ def tenant_main(ctx: InitContext) -> None:
 
 
 def set_up_exec_console(ctx: InitContext) -> None:
-    """A new session and a pty of the container's devpts, when the process asks for a terminal."""
+    """A pty of the container's devpts, when the process asks for a terminal (start_session made
+    us a session leader, so the pty becomes our controlling terminal)."""
     if not ctx.process.get("terminal"):
         return
     from .. import console
 
-    os.setsid()
     user = ctx.process.get("user") or {}
     master, slave, name = console.open_console(ctx.process.get("consoleSize"), user.get("uid", 0),
                                                user.get("gid", 0))
@@ -105,6 +105,9 @@ def announce_exec(ctx: InitContext) -> None:
 
 
 TENANT_STEPS = (
+    # With or without a terminal, as runc does: our process group and session otherwise stay
+    # the caller's, which lie outside the container's pid namespace (getpgrp() would say 0).
+    steps.start_session,
     set_up_exec_console,
     steps.set_rlimits,
     steps.set_oom_score_adj,

@@ -266,6 +266,9 @@ def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str
     dest = mnt["destination"]
     mtype = mnt.get("type") or ""
     source = mnt.get("source") or mtype
+    copyup = opts.copyup and mtype == "tmpfs"  # runc ignores tmpcopyup on other types
+    covered = None
+    existed = copyup and _exists(root_fd, dest)
     fd, rel = open_mountpoint(root_fd, dest, as_file=False)
     try:
         if mtype in ("proc", "sysfs"):
@@ -273,13 +276,67 @@ def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str
         check_proc_policy(rel, mtype, None)
         data = opts.data if mtype in ("proc", "sysfs", "mqueue") else _with_label(opts.data, mount_label)
         flags = opts.flags & ~m.MS_PROPAGATION
+        if copyup:
+            covered = open_covered_directory(fd, dest)
+            flags &= ~m.MS_RDONLY  # filled first, made read-only after
         try:
             m.mount(source, fd_target(fd), mtype, flags, data)
         except OSError as e:
             raise fail(f"mount {mtype} on {dest}", e) from None
+    except BaseException:
+        if covered is not None:
+            os.close(covered)
+        raise
     finally:
         os.close(fd)
+    if covered is not None:
+        copy_up(root_fd, rel, dest, covered, opts.flags & ~m.MS_PROPAGATION, keep_mode=existed)
     apply_after(root_fd, rel, dest, opts, remount=False)
+
+
+def _exists(root_fd: int, dest: str) -> bool:
+    try:
+        os.close(r.resolve(root_fd, dest))
+    except OSError:
+        return False
+    return True
+
+
+def open_covered_directory(fd: int, dest: str) -> int:
+    """The mount point as a readable directory, opened before the tmpfs covers it."""
+    try:
+        return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    except OSError as e:
+        raise fail(f"tmpcopyup {dest}: open the directory to copy", e) from None
+
+
+def copy_up(root_fd: int, rel: str, dest: str, covered: int, flags: int, *, keep_mode: bool) -> None:
+    """tmpcopyup: the covered directory's content into the new tmpfs (rootfs/copyup.py), the
+    directory's mode on the tmpfs root when the directory was the image's (runc keeps the
+    owner the tmpfs was given), then read-only if the options say so, as runc does it (a
+    read-only remount of this mount: the tmpfs itself stays writable underneath)."""
+    from pyrunc.rootfs.copyup import copy_tree
+
+    try:
+        new = reopen_after_mount(root_fd, rel, dest)
+        try:
+            try:
+                top = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=new)
+                try:
+                    copy_tree(covered, top)
+                    if keep_mode:
+                        os.fchmod(top, stat.S_IMODE(os.fstat(covered).st_mode))
+                finally:
+                    os.close(top)
+            except OSError as e:
+                where = f" {e.filename}" if e.filename else ""
+                raise fail(f"tmpcopyup {dest}: copy{where}", e) from None
+            if flags & m.MS_RDONLY:
+                bind_remount(fd_target(new), flags, dest)
+        finally:
+            os.close(new)
+    finally:
+        os.close(covered)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -85,7 +85,9 @@ RECURSIVE: dict[str, tuple[int, int]] = {
 }
 
 # Recognised but not implemented yet; callers must refuse rather than ignore them.
-UNSUPPORTED = frozenset({"tmpcopyup"})
+UNSUPPORTED: frozenset[str] = frozenset()
+# runc's extension: a tmpfs starts with the content of the directory it covers (rootfs/copyup.py).
+COPYUP = "tmpcopyup"
 # Idmapped mounts: the mapping comes with the mount (a user namespace fd), see pyrunc.userns.
 IDMAP = frozenset({"idmap", "ridmap"})
 
@@ -96,10 +98,12 @@ class MountOptions:
     ``flags`` are the MS_* bits to pass, ``clear`` the bits the options explicitly turned off (so a
     bind remount knows ``rw`` was asked for), ``propagation`` the MS_* propagation calls in order,
     ``rec_set``/``rec_clr`` the MOUNT_ATTR_* bits for a recursive mount_setattr, ``data`` the
-    filesystem-specific string and ``unsupported`` recognised options pyrunc cannot honour.
+    filesystem-specific string, ``unsupported`` recognised options pyrunc cannot honour and
+    ``copyup`` whether a tmpfs starts with the covered directory's content.
     """
 
-    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data", "unsupported", "idmap")
+    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data", "unsupported", "idmap",
+                 "copyup")
 
     def __init__(self) -> None:
         self.flags = 0
@@ -110,6 +114,7 @@ class MountOptions:
         self.data = ""
         self.unsupported: list[str] = []
         self.idmap: str | None = None  # "idmap" or "ridmap" (recursive)
+        self.copyup = False  # tmpcopyup (honoured on tmpfs mounts only, as runc does)
 
     @property
     def is_bind(self) -> bool:
@@ -149,6 +154,8 @@ def parse(options: list[str] | None) -> MountOptions:
             out.rec_clr &= ~set_ | (clr & set_)
         elif opt in IDMAP:
             out.idmap = opt
+        elif opt == COPYUP:
+            out.copyup = True
         elif opt in UNSUPPORTED:
             out.unsupported.append(opt)
         else:

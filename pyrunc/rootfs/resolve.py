@@ -205,6 +205,24 @@ def resolve(root_fd: int, path: str, *, directory: bool = False) -> int:
     return _verified(fd, root_fd, path)
 
 
+def open_in_root(root_fd: int, path: str, flags: int = os.O_RDONLY) -> int:
+    """Open ``path`` for I/O (not O_PATH) with symlinks followed, but only ever inside the root.
+
+    For reading files of the image (its /etc/passwd may well be a symlink). With openat2 the
+    kernel confines the lookup and needs no /proc; the fallback walk returns an O_PATH fd that
+    is reopened through /proc/thread-self/fd after the usual check.
+    """
+    _check_path(path)
+    rel = path.lstrip("/") or "."
+    if not force_fallback and _openat2_available():
+        return _openat2_in_root(root_fd, rel, flags)
+    fd = _verified(_walk(root_fd, rel), root_fd, path)
+    try:
+        return os.open(f"/proc/thread-self/fd/{fd}", flags | os.O_CLOEXEC)
+    finally:
+        os.close(fd)
+
+
 def _verified(fd: int, root_fd: int, path: str) -> int:
     """Return ``fd`` once it is checked to lie under the root; close it if not."""
     try:

@@ -371,13 +371,13 @@ def check_sysctl(config: dict) -> list[Problem]:
     types = _namespace_types(config)
     problems = []
     for key in sysctl:
-        reason = _sysctl_refusal(key, types, config)
+        reason = _sysctl_refusal(key, types)
         if reason:
             problems.append((ptr("linux", "sysctl", key), f"sysctl {key!r} {reason}"))
     return problems
 
 
-def _sysctl_refusal(key: str, types: set[str], config: dict) -> str | None:
+def _sysctl_refusal(key: str, types: set[str]) -> str | None:
     """Why ``key`` may not be set, or None. '/' is the alternative separator of sysctl(8)."""
     parts = key.replace("/", ".").split(".")
     if _bad_text(key) or any(part in ("", "..") for part in parts):
@@ -388,10 +388,13 @@ def _sysctl_refusal(key: str, types: set[str], config: dict) -> str | None:
     if name.startswith("net."):
         return None if "network" in types else "needs a network namespace"
     if name in ("kernel.hostname", "kernel.domainname"):
-        field = name.split(".")[1]
+        # runc's rule: the OCI `hostname` field is the one way to set the hostname, so the
+        # sysctl is refused even when the field is absent; the domain name has no such
+        # conflict (Docker sets it through this sysctl) and the sysctl, written after the
+        # `domainname` field, is what the container ends up with.
         if "uts" not in types:
             return "needs a UTS namespace"
-        return f"conflicts with the {field} field" if config.get(field) else None
+        return "conflicts with the OCI hostname field" if name == "kernel.hostname" else None
     if name.startswith("user."):
         return None if "user" in types else "needs a user namespace"
     return "is not namespaced: setting it would change the host"
@@ -402,7 +405,10 @@ def check_cgroups(config: dict) -> list[Problem]:
     linux = config.get("linux", {})
     problems = []
     path = linux.get("cgroupsPath")
-    if path is not None and (_bad_text(path) or ".." in path.split("/")):
+    if path is not None and _bad_text(path):
+        problems.append((ptr("linux", "cgroupsPath"),
+                         f"cgroupsPath {path!r} must not contain NUL bytes or unpaired surrogates"))
+    elif path is not None and ".." in path.split("/"):
         problems.append((ptr("linux", "cgroupsPath"), f"cgroupsPath {path!r} must not contain '..' components"))
     resources = linux.get("resources", {})
     for key in resources.get("unified", {}):

@@ -138,3 +138,12 @@ def test_unknown_command_and_flag(pyrunc):
     assert pyrunc("frobnicate").returncode != 0
     p = pyrunc("create", "--nope", "x")
     assert p.returncode == 1 and "flag provided but not defined" in p.stderr
+
+
+def test_cgroups_path_with_nul_byte(runtime, bundle):
+    """Issue 12 #13: the message names the NUL byte (it used to blame '..' components)."""
+    bundle.config["linux"]["cgroupsPath"] = "/test\x00invalid"
+    lines = fails_cleanly(runtime, bundle)
+    if runtime.name == "pyrunc":
+        assert lines == ["config.json: /linux/cgroupsPath: cgroupsPath '/test\\x00invalid' must not "
+                         "contain NUL bytes or unpaired surrogates"]

@@ -32,6 +32,71 @@ def test_domainname(pyrunc, bundle):
     assert run_probe(pyrunc, bundle, "cat /proc/sys/kernel/domainname") == "example.org\n"
 
 
+@pytest.mark.parametrize("field", [None, "example.org", "other.example"])
+def test_domainname_sysctl_with_uts_namespace(runtime, bundle, field):
+    """Issue 12 #10, runc's rule: `kernel.domainname` is allowed with a UTS namespace whatever the
+    `domainname` field says, and the sysctl (written after the field) is what the container sees."""
+    if field is not None:
+        bundle.config["domainname"] = field
+    bundle.config["linux"]["sysctl"] = {"kernel.domainname": "example.org"}
+    assert run_probe(runtime, bundle, "cat /proc/sys/kernel/domainname") == "example.org\n"
+
+
+@pytest.mark.parametrize("field", [None, "box1"])
+def test_hostname_sysctl_is_refused(runtime, bundle, field):
+    """Issue 12 #10, runc's rule: `kernel.hostname` conflicts with the OCI `hostname` field even
+    when that field is absent; refused before anything is created."""
+    bundle.config.pop("hostname", None)
+    if field is not None:
+        bundle.config["hostname"] = field
+    bundle.config["linux"]["sysctl"] = {"kernel.hostname": "x"}
+    bundle.config["process"]["args"] = ["true"]
+    p = runtime("run", "c1", bundle=bundle)
+    assert p.returncode == 1, p.stderr
+    assert "kernel.hostname" in p.stderr and "hostname" in p.stderr
+    assert not (runtime.root / "c1").exists()
+
+
+PASSWD_1000 = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
+
+
+@pytest.mark.parametrize("link", ["../usr/share/passwd", "/usr/share/passwd",
+                                  "/../../../../../../usr/share/passwd", "../../../../../usr/share/passwd"])
+def test_home_from_passwd_that_is_a_symlink(runtime, bundle, link):
+    """Issue 12 #7: HOME comes from /etc/passwd also when the image makes it a symlink (followed
+    inside the rootfs: an absolute target or one with too many '..' stays in it), for the init
+    and for exec, as runc does."""
+    (bundle.rootfs / "usr" / "share").mkdir(parents=True, exist_ok=True)
+    (bundle.rootfs / "usr" / "share" / "passwd").write_text(PASSWD_1000)
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to(link)
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["process"]["env"] = ["PATH=/bin"]
+    assert run_probe(runtime, bundle, "echo $HOME") == "/home/user\n"
+    bundle.config["process"]["args"] = ["sleep", "100"]
+    runtime("run", "-d", "h1", bundle=bundle, check=True)
+    x = runtime("exec", "h1", "sh", "-c", "echo $HOME")
+    assert x.returncode == 0, x.stderr
+    assert x.stdout == "/home/user\n"
+
+
+def test_home_never_read_from_outside_the_rootfs(runtime, bundle, tmp_path):
+    """A passwd symlink aimed at a host path (absolute, or climbing with '..') is resolved inside
+    the rootfs, where it does not exist: HOME is "/" as runc gives, never the host file's value."""
+    host = tmp_path / "hostetc"
+    host.mkdir()
+    (host / "passwd").write_text("user:x:1000:1000:user:/host-home-leaked:/bin/sh\n")
+    climb = "../" * 40
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to(f"{climb}{str(host / 'passwd').lstrip('/')}")
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["process"]["env"] = ["PATH=/bin"]
+    assert run_probe(runtime, bundle, "echo $HOME") == "/\n"
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to(str(host / "passwd"))
+    assert run_probe(runtime, bundle, "echo $HOME", cid="p2") == "/\n"
+
+
 def test_new_namespaces_differ_from_host(runtime, bundle):
     out = run_probe(runtime, bundle, "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; echo $$")
     lines = out.split()
@@ -267,6 +332,35 @@ def test_hooks_order_state_and_env(runtime, bundle, tmp_path):
         doc = json.loads(state)
         assert doc["id"] == "c1"
         assert doc["bundle"] == str(bundle.path)
+
+
+def test_hooks_without_env_get_runc_s_environment(runtime, bundle, tmp_path):
+    """Issue 12 #9: a hook without `env` runs with the environment of whoever runs it under runc:
+    the runtime's own for prestart, createRuntime, poststart and poststop, the container process's
+    for createContainer and startContainer (runc's init runs those after taking process.env; HOME
+    is added by startContainer time). Not a fixed PATH and nothing else."""
+    script = tmp_path / "hook.sh"
+    script.write_text(f"#!/bin/sh\nenv > {tmp_path}/env.$1\n")
+    script.chmod(0o755)
+    phases = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+    bundle.config["hooks"] = {ph: [{"path": str(script), "args": ["hook.sh", ph]}] for ph in phases}
+    bundle.config["mounts"].append({"destination": str(tmp_path), "type": "bind", "source": str(tmp_path),
+                                    "options": ["rbind"]})
+    bundle.config["process"]["args"] = ["true"]
+    bundle.config["process"]["env"] = ["PATH=/bin:/usr/bin", "PROCVAR=in-container"]
+    caller = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root",
+              "I12_RUNTIME_VAR": "from the caller"}
+    p = runtime("run", "c1", bundle=bundle, env=caller)
+    assert p.returncode == 0, p.stderr
+    container = {"PATH": "/bin:/usr/bin", "PROCVAR": "in-container"}
+    expected = {"prestart": caller, "createRuntime": caller, "poststart": caller, "poststop": caller,
+                "createContainer": container, "startContainer": dict(container, HOME="/root")}
+    for phase in phases:
+        text = (tmp_path / f"env.{phase}").read_text()
+        seen = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        for shell_own in ("PWD", "SHLVL", "_", "OLDPWD"):
+            seen.pop(shell_own, None)
+        assert seen == expected[phase], phase
 
 
 @pytest.mark.parametrize("phase", ["prestart", "createRuntime", "createContainer"])

@@ -28,7 +28,8 @@ FAST = ["hostname", "root-readonly-true", "masked-proc-acpi", "readonly-proc-sys
         "cap-kill", "ns-uts-new", "ns-network-join-path", "ns-duplicate-type-errors", "state-required-fields",
         "kill-stopped-errors", "start-running-errors", "delete-running-errors", "default-device-null",
         "dev-symlink-fd", "mount-opt-nosuid", "sysctl-net.ipv4.ip_forward", "pids-limit", "oom-score-adj-set",
-        "user-uid-gid", "process-env-exact", "hook-prestart-gets-state", "hook-listed-order"]
+        "user-uid-gid", "process-env-exact", "hook-prestart-gets-state", "hook-listed-order",
+        "mount-opt-tmpcopyup-metadata"]
 FAST_K = "^(" + "|".join(n.replace(".", r"\.") for n in FAST) + ") "
 
 pytestmark = [

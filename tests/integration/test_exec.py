@@ -152,3 +152,43 @@ def test_exec_tty_foreground_under_script(runtime, bundle):
     p = run_to_files(["script", "-qec", cmd, "/dev/null"], timeout=30)
     assert p.returncode == 3, p.stderr
     assert "/dev/pts/" in p.stdout
+
+
+# pid, pgrp, session and the controlling tty's foreground group of the probe itself.
+# `read` is a shell builtin, so /proc/self is the shell (a command substitution would fork).
+_PGRP_PROBE = "read -r s < /proc/self/stat; set -- $s; echo pid=$1 pgrp=$5 sid=$6 tpgid=$8"
+
+
+def _own_group_and_session(line: str) -> dict:
+    fields = dict(f.split("=") for f in line.split())
+    assert fields["pgrp"] == fields["pid"], f"exec'd process is not its own process group: {line}"
+    assert fields["sid"] == fields["pid"], f"exec'd process does not lead its own session: {line}"
+    return fields
+
+
+def test_exec_process_group_is_its_own(running):
+    """Issue 12 #8: an exec'd process leads its own group and session inside the container (as
+    under runc), not the caller's, which lie outside its pid namespace and read as 0."""
+    p = running("exec", "x1", "sh", "-c", _PGRP_PROBE)
+    assert p.returncode == 0, p.stderr
+    fields = _own_group_and_session(p.stdout.strip())
+    assert fields["tpgid"] == "-1", "no controlling terminal without --tty"
+
+
+def test_exec_tty_process_group_is_its_own(runtime, bundle):
+    """The same with --tty: the pty is the controlling terminal and our group its foreground."""
+    import shlex
+    import shutil
+
+    if not shutil.which("script"):
+        pytest.skip("util-linux script is not installed")
+    bundle.config["process"]["args"] = ["sleep", "100"]
+    runtime("run", "-d", "x6", bundle=bundle, check=True)
+    cmd = shlex.join(runtime.cmd("exec", "-t", "x6", "sh", "-c", _PGRP_PROBE))
+    p = run_to_files(["script", "-qec", cmd, "/dev/null"], timeout=30)
+    assert p.returncode == 0, p.stderr
+    # script(1) may echo stray input ahead of it (seen: "^@"), so find the line by its content.
+    line = next((x[x.index("pid="):] for x in p.stdout.replace("\r", "").splitlines() if "pid=" in x),
+                p.stdout)
+    fields = _own_group_and_session(line)
+    assert fields["tpgid"] == fields["pid"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,70 @@ def test_podman_default_profile_matches_runc(pyrunc, runc, bundle, tmp_path):
     assert results["pyrunc"] == results["runc"]
     assert results["pyrunc"]["true"] == "0"
     assert results["pyrunc"]["mount"] != "0"
+
+
+class _CountingAgent:
+    """A listenerPath socket that accepts (and drops) every connection, counting them."""
+
+    def __init__(self, path: Path):
+        import socket
+        import threading
+
+        self.path = str(path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(8)
+        self.server.settimeout(0.2)
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.count += 1
+            with conn:  # read the state and the listener fd before hanging up, as an agent does
+                conn.settimeout(5)
+                try:
+                    _, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+                except OSError:
+                    fds = []
+                for fd in fds:
+                    os.close(fd)
+
+    def close(self) -> int:
+        self._stop.set()
+        self._thread.join(5)
+        self.server.close()
+        return self.count
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+@pytest.mark.parametrize("notify", [False, True], ids=["no-notify-rule", "notify-rule"])
+def test_listener_only_used_with_a_notify_rule(runtime, bundle, tmp_path, nnp, notify):
+    """Issue 12 #12: listenerPath is for SCMP_ACT_NOTIFY; without such a rule the runtime does not
+    connect to it (neither for the init nor for exec). With one (on a syscall the program never
+    makes) it connects once per process, which shows the agent here would have seen a connection."""
+    agent = _CountingAgent(tmp_path / "agent.sock")
+    try:
+        rules = [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        if notify:
+            rules.append({"names": ["acct"], "action": "SCMP_ACT_NOTIFY"})
+        bundle.config["process"]["noNewPrivileges"] = nnp
+        bundle.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules,
+                                             "listenerPath": agent.path}
+        bundle.config["process"]["args"] = ["sleep", "100"]
+        runtime("run", "-d", "l1", bundle=bundle, check=True)
+        p = runtime("exec", "l1", "sh", "-c", "mkdir /y 2>&1; echo done")
+        assert p.returncode == 0, p.stderr
+        assert "Operation not permitted" in p.stdout and "done" in p.stdout
+    finally:
+        runtime("delete", "--force", "l1")
+        connections = agent.close()
+    assert connections == (2 if notify else 0)

@@ -110,10 +110,10 @@ def test_recursive_attributes() -> None:
     assert p.rec_clr == m.MOUNT_ATTR__ATIME and p.rec_set == m.MOUNT_ATTR_NOATIME
 
 
-@pytest.mark.parametrize("word", ["tmpcopyup"])
-def test_unsupported_words_are_reported_not_dropped(word: str) -> None:
-    p = o.parse(["ro", word])
-    assert p.unsupported == [word] and p.data == ""
+def test_tmpcopyup_is_recorded_not_passed_to_the_kernel() -> None:
+    p = o.parse(["ro", "tmpcopyup", "size=1m"])
+    assert p.copyup and p.unsupported == [] and p.data == "size=1m" and p.flags == m.MS_RDONLY
+    assert not o.parse(["ro"]).copyup
 
 
 @pytest.mark.parametrize("word", ["idmap", "ridmap"])

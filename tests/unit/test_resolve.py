@@ -297,3 +297,48 @@ def test_parents_of_a_new_file_are_searchable_directories(tmp_path):
     assert st.S_IMODE(os.stat(root / "run").st_mode) == 0o755
     assert st.S_IMODE(os.stat(root / "run" / "notify").st_mode) == 0o755
     assert st.S_IMODE(os.stat(root / "run" / "notify" / "notify.sock").st_mode) == 0o644
+
+
+def _read_in_root(fd: int, path: str) -> str:
+    f = r.open_in_root(fd, path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert not stat.S_ISLNK(os.fstat(f).st_mode)
+        return os.read(f, 100).decode()
+    finally:
+        os.close(f)
+
+
+def test_open_in_root_follows_symlinks_inside(mode, tree) -> None:
+    """An image's /etc/passwd may be a symlink (issue 12 #7): followed, for reading, in the root."""
+    root, fd, _ = tree
+    os.makedirs(f"{root}/usr/share")
+    with open(f"{root}/usr/share/passwd", "w") as f:
+        f.write("shared")
+    os.symlink("../usr/share/passwd", f"{root}/etc/rel")
+    os.symlink("/usr/share/passwd", f"{root}/etc/abs")
+    os.symlink("/../../../../usr/share/passwd", f"{root}/etc/climb")
+    for name in ("rel", "abs", "climb"):
+        assert _read_in_root(fd, f"/etc/{name}") == "shared"
+
+
+def test_open_in_root_never_reads_outside(mode, tree) -> None:
+    """Symlinks at the sentinel by absolute path or by climbing resolve in the root: not found."""
+    root, fd, sentinel = tree
+    os.symlink(f"{sentinel}/secret", f"{root}/etc/abs")
+    os.symlink("../" * 30 + sentinel.lstrip("/") + "/secret", f"{root}/etc/climb")
+    os.symlink(f"/proc/self/fd/{fd}/../../sentinel/secret", f"{root}/etc/magic")
+    for name in ("abs", "climb", "magic"):
+        assert errno_of(r.open_in_root, fd, f"/etc/{name}") == errno.ENOENT
+
+
+def test_open_in_root_refuses_magic_links(tree) -> None:
+    """Even where a real /proc is inside the root (here: the host's), /proc/self/fd/N is not
+    followed, so a process holding runtime fds (exec) cannot be pointed at them."""
+    _, _, sentinel = tree
+    host_root = r.open_root("/")
+    secret = os.open(f"{sentinel}/secret", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        assert errno_of(r.open_in_root, host_root, f"/proc/self/fd/{secret}") == errno.ELOOP
+    finally:
+        os.close(secret)
+        os.close(host_root)

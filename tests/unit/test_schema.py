@@ -160,10 +160,56 @@ def test_fixture_verdicts_match_jsonschema(kind, path):
 
 
 def _spec_example() -> dict:
-    path = FIXTURES / "config" / "good" / "spec-example.json"
-    if not path.exists():
-        return json.loads((CONFIGS / "runc-spec.json").read_text())
-    return json.loads(path.read_text())
+    """A config with every section the BROKEN pointers reach into: `runc spec` plus the rest.
+
+    Built here rather than taken from ../shared's upstream spec-example.json so the mutation
+    tests run (and mean the same) on a fresh clone without ../shared beside it."""
+    config = json.loads((CONFIGS / "runc-spec.json").read_text())
+    process, linux = config["process"], config["linux"]
+    process["consoleSize"] = {"height": 25, "width": 80}
+    process["user"]["additionalGids"] = [5, 6]
+    process["scheduler"] = {"policy": "SCHED_OTHER", "nice": 1}
+    process["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
+    process["execCPUAffinity"] = {"initial": "0", "final": "0-1"}
+    process["oomScoreAdj"] = 100
+    config["hooks"] = {
+        "prestart": [{"path": "/usr/bin/fix-mounts", "args": ["fix-mounts", "a"], "env": ["K=v"]}],
+        "poststart": [{"path": "/usr/bin/notify-start", "timeout": 5}],
+        "poststop": [{"path": "/usr/sbin/cleanup.sh", "args": ["cleanup.sh", "-f"]}],
+    }
+    config["annotations"] = {"com.example.key1": "value1", "com.example.key2": "value2"}
+    linux["namespaces"] = linux["namespaces"] + [{"type": "user"}]
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["timeOffsets"] = {"monotonic": {"secs": 1, "nanosecs": 0}}
+    linux["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0, "gid": 0},
+        {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0, "fileMode": 0o660, "uid": 0, "gid": 0},
+    ]
+    linux["resources"] = {
+        "devices": [{"allow": False, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}],
+        "memory": {"limit": 536870912, "reservation": 536870912, "swap": 536870912, "swappiness": 0},
+        "cpu": {"shares": 1024, "quota": 1000000, "period": 500000, "cpus": "0-1", "mems": "0"},
+        "blockIO": {"weight": 10, "leafWeight": 10,
+                    "weightDevice": [{"major": 8, "minor": 0, "weight": 500, "leafWeight": 300},
+                                     {"major": 8, "minor": 16, "weight": 500}],
+                    "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 9223372036854772000}],
+        "pids": {"limit": 32771},
+        "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 500}]},
+    }
+    linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"],
+                        "syscalls": [{"names": ["getcwd", "chmod"], "action": "SCMP_ACT_ERRNO"}]}
+    linux["rootfsPropagation"] = "slave"
+    linux["cgroupsPath"] = "/myRuntime/myContainer"
+    return config
+
+
+def test_spec_example_is_valid():
+    """The base of the mutation tests is itself valid (so each mutation is what breaks it)."""
+    assert validate(_spec_example(), "config") == []
 
 
 def _set(document: dict, pointer: str, value) -> dict:
