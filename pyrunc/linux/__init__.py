@@ -265,6 +265,8 @@ class PreparedExec:
 
         self._strings = [os.fsencode(path)] + [os.fsencode(a) for a in argv] + \
             [os.fsencode(f"{k}={v}") for k, v in env.items()]
+        if any(b"\0" in s for s in self._strings):
+            raise ValueError("embedded null byte in the program's path, args or env")  # as os.execve
         self.path = ffi.c_char_p(self._strings[0])
         self.argv = (ffi.c_char_p * (len(argv) + 1))(*self._strings[1:1 + len(argv)], None)
         envs = self._strings[1 + len(argv):]
