@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..container import CreateOptions
 from ..errors import UsageError
 from .args import Opt
@@ -17,13 +19,18 @@ CREATE_OPTS = [
 ]
 
 
-def create_options(opts: dict, glob, *, detach: bool, subreaper: bool = False) -> CreateOptions:
+def create_options(opts: dict, glob, *, detach: bool, subreaper: bool = False,
+                   cid: str | None = None) -> CreateOptions:
     try:
         preserve = int(opts["preserve_fds"])
         if preserve < 0:
             raise ValueError
     except ValueError:
         raise UsageError(f"invalid value {opts['preserve_fds']!r} for --preserve-fds") from None
+    if preserve or "LISTEN_FDS" in os.environ:
+        from ..process.passfds import claim
+
+        claim(preserve, step="create", container=cid)  # before anything of ours is opened
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid_file"],
                          console_socket=opts["console_socket"], no_pivot=opts["no_pivot"],
                          no_new_keyring=opts["no_new_keyring"], preserve_fds=preserve,

@@ -143,6 +143,10 @@ def run(argv: list[str], glob) -> int:
         preserve = int(opts["preserve_fds"])
     except ValueError:
         raise UsageError(f"invalid --preserve-fds {opts['preserve_fds']!r}", step="exec") from None
+    if preserve > 0:
+        from ..process.passfds import claim
+
+        claim(preserve, step="exec", container=cid, activation=False)  # before anything of ours is opened
     pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
     c = Container.load(glob.root, cid, lock=False)
     try:

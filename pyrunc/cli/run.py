@@ -24,7 +24,7 @@ def run(argv: list[str], glob) -> int:
     p = parse(argv, RUN_OPTS, command="run")
     (cid,) = exactly(p, 1, "run", "[command options] <container-id>")
     detach = p.opts["detach"]
-    opts = create_options(p.opts, glob, detach=detach, subreaper=not detach)
+    opts = create_options(p.opts, glob, detach=detach, subreaper=not detach, cid=cid)
     c = Container.create(glob.root, cid, opts)
     if detach:
         start_or_destroy(c)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import _signal  # the C module: the numbers without the enum import
 
-from . import ffi
+from . import _libc, ffi
 from ._libc import check, fn, syscall
 
 CLONE_NEWNS = 0x00020000
@@ -246,3 +246,37 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
         mask[n // 64] |= 1 << (n % 64)
     syscall(SYS_set_mempolicy, ffi.c_int(mode), mask if nodes else None,
             ffi.c_ulong(maxnode + 1 if nodes else 0), what="set_mempolicy")
+
+
+class PreparedExec:
+    """execve(2) with its C arguments built in advance, for the init's last call.
+
+    ``os.execve`` converts argv and the environment when it is called, and that
+    allocation may make system calls (brk, mmap). The init loads the seccomp
+    filter immediately before execve and nothing else may run in between, so
+    the path, argv and envp arrays and libc's execve are all ready before the
+    load; ``parts`` gives the caller the bare C function and its arguments to
+    call without a Python frame in between (a frame can need a fresh mmap'd
+    stack chunk).
+    """
+
+    def __init__(self, path: str, argv: list[str], env: dict[str, str]):
+        import os
+
+        self._strings = [os.fsencode(path)] + [os.fsencode(a) for a in argv] + \
+            [os.fsencode(f"{k}={v}") for k, v in env.items()]
+        if any(b"\0" in s for s in self._strings):
+            raise ValueError("embedded null byte in the program's path, args or env")  # as os.execve
+        self.path = ffi.c_char_p(self._strings[0])
+        self.argv = (ffi.c_char_p * (len(argv) + 1))(*self._strings[1:1 + len(argv)], None)
+        envs = self._strings[1 + len(argv):]
+        self.envp = (ffi.c_char_p * (len(envs) + 1))(*envs, None)
+        self.execve = _libc.libc["execve"]  # a private pointer: no argtypes to convert through
+
+    def parts(self):
+        return self.execve, self.path, self.argv, self.envp
+
+    def __call__(self) -> int:
+        """execve; returns errno only if it failed."""
+        self.execve(self.path, self.argv, self.envp)
+        return ffi.get_errno()

@@ -344,17 +344,14 @@ def look_up_executable(ctx: InitContext) -> None:
 
 
 def load_seccomp(ctx: InitContext) -> None:
-    """Install the filter now, unless it can wait until just before execve.
-
-    Without noNewPrivileges loading needs CAP_SYS_ADMIN, so it has to happen
-    before the capabilities are dropped (runc's order); a notify filter must be
-    loaded while the parent can still pass its listener on. Otherwise
-    exec_process loads it as the very last thing.
-    """
+    """Only a notify filter is loaded here: its listener must reach the parent (and from there
+    the agent) while the parent still listens, and without noNewPrivileges the load needs
+    CAP_SYS_ADMIN, which the steps below drop (runc's order). Every other filter is loaded by
+    exec_process as the last call before execve, so no call of ours ever meets it."""
     flt = ctx.seccomp
-    if flt is None or (ctx.process.get("noNewPrivileges") and not flt.needs_notify):
+    if flt is None or not flt.needs_notify:
         return
-    if flt.needs_notify and ctx.process.get("noNewPrivileges"):
+    if ctx.process.get("noNewPrivileges"):
         linux.set_no_new_privs()
     listener = flt.load()
     ctx.seccomp = None
@@ -364,6 +361,11 @@ def load_seccomp(ctx: InitContext) -> None:
         finally:
             os.close(listener)
         ctx.chan.expect("seccomp_done")
+
+
+def filter_needs_sys_admin(ctx: InitContext) -> bool:
+    """A filter still to load without no_new_privs: the kernel wants CAP_SYS_ADMIN for it."""
+    return ctx.seccomp is not None and not ctx.process.get("noNewPrivileges")
 
 
 def drop_bounding_set(ctx: InitContext) -> None:
@@ -390,9 +392,13 @@ def switch_user(ctx: InitContext) -> None:
 
 
 def set_capabilities(ctx: InitContext) -> None:
-    """The five sets exactly as configured; inheritable and ambient only from the config."""
+    """The five sets exactly as configured; inheritable and ambient only from the config.
+
+    Except that CAP_SYS_ADMIN stays permitted when exec_process still has to load a filter
+    without noNewPrivileges; execve drops it (see security/capabilities.py)."""
     if ctx.caps is not None:
-        capabilities.apply_sets(ctx.caps)
+        keep = 1 << capabilities.CAP_SYS_ADMIN if filter_needs_sys_admin(ctx) else 0
+        capabilities.apply_sets(ctx.caps, also_permitted=keep)
 
 
 def set_no_new_privileges(ctx: InitContext) -> None:
@@ -439,7 +445,12 @@ def run_start_hooks(ctx: InitContext) -> None:
 
 
 def exec_process(ctx: InitContext) -> None:
-    """Python's signal state and our fds must not reach the program: reset, close, execve."""
+    """Python's signal state and our fds must not reach the program: reset, close, execve.
+
+    Everything is done and prepared first; then the seccomp filter is loaded and execve follows
+    at once (CompiledFilter.load_and_exec): after the load the filter sees no call of ours but
+    the program's execve, so a profile need not allow what the runtime itself uses."""
+    exe = linux.PreparedExec(ctx.executable, ctx.process["args"], ctx.env)
     for sig in range(1, signal.NSIG):
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
@@ -459,19 +470,23 @@ def exec_process(ctx: InitContext) -> None:
         pass
     if ctx.start_fd is not None:
         os.write(ctx.start_fd, execfifo.EXECUTING)
-    if ctx.seccomp is not None:  # noNewPrivileges: the filter goes on last of all
+    if ctx.seccomp is None:
+        err = exe()
+    else:
+        if filter_needs_sys_admin(ctx):
+            try:
+                capabilities.raise_effective(1 << capabilities.CAP_SYS_ADMIN)
+            except OSError:
+                pass  # the load below fails with EACCES and says why
         try:
-            ctx.seccomp.load()
+            err = ctx.seccomp.load_and_exec(exe)
         except PyruncError as e:
             os.write(2, f"pyrunc: container {ctx.cid}: exec_process: {e.cause}\n".encode())
             os._exit(1)
-    try:
-        os.execve(ctx.executable, ctx.process["args"], ctx.env)
-    except OSError as e:
-        # The parent is gone by now; stderr is the only place left to say why.
-        os.write(2, f"pyrunc: container {ctx.cid}: exec_process: exec {ctx.executable}: "
-                    f"{e.strerror}\n".encode())
-        os._exit(126 if e.errno == 13 else 127)
+    # The parent is gone by now; stderr is the only place left to say why.
+    os.write(2, f"pyrunc: container {ctx.cid}: exec_process: exec {ctx.executable}: "
+                f"{os.strerror(err)}\n".encode())
+    os._exit(126 if err == 13 else 127)
 
 
 def hook_state(ctx: InitContext, status: str) -> dict:

@@ -170,12 +170,11 @@ def listen_fds_passed(config: dict) -> int:
     They come before the --preserve-fds ones, and the container's environment says
     LISTEN_FDS=<n>, LISTEN_PID=1 (its own init), as systemd's protocol wants.
     """
-    try:
-        if int(os.environ.get("LISTEN_PID", "0")) != os.getpid():
-            return 0
-        count = int(os.environ.get("LISTEN_FDS", "0"))
-    except ValueError:
-        return 0
+    if "LISTEN_FDS" not in os.environ:
+        return 0  # the usual case: no import of passfds on the hot path
+    from .passfds import listen_fds
+
+    count = listen_fds()  # checked open and ours alone since the command began (passfds.claim)
     if count <= 0:
         return 0
     process = config.setdefault("process", {})

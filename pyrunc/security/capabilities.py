@@ -4,6 +4,14 @@ Order matters and is the init's job: ``drop_bounding`` needs CAP_SETPCAP, so
 it runs while we are still fully privileged; the uid switch happens with
 keepcaps set; ``apply_sets`` then installs exactly the configured
 effective/permitted/inheritable sets and raises the ambient ones.
+
+One exception, for a seccomp filter loaded without noNewPrivileges (which
+needs CAP_SYS_ADMIN at the load, and the load must be the last call before
+execve): CAP_SYS_ADMIN stays in the permitted set (``apply_sets(...,
+also_permitted=...)``) and is raised in the effective set just before the
+load (``raise_effective``). It never reaches the program: execve computes the
+new permitted and effective sets from the bounding, inheritable and ambient
+sets (and file capabilities) only, never from the old permitted set.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ NAMES = (
     "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
 )
 NUMBERS = {"CAP_" + n: i for i, n in enumerate(NAMES)}
+CAP_SYS_ADMIN = NUMBERS["CAP_SYS_ADMIN"]
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
@@ -101,10 +110,18 @@ def drop_bounding(p: CapPlan) -> None:
             linux.capbset_drop(cap)
 
 
-def apply_sets(p: CapPlan) -> None:
-    linux.capset(p.masks["effective"], p.masks["permitted"], p.masks["inheritable"])
+def apply_sets(p: CapPlan, also_permitted: int = 0) -> None:
+    """The configured sets; ``also_permitted`` keeps more in the permitted set until execve."""
+    linux.capset(p.masks["effective"], p.masks["permitted"] | also_permitted, p.masks["inheritable"])
     linux.cap_ambient_clear()
     amb = p.masks["ambient"]
     for cap in range(p.last + 1):
         if amb & (1 << cap):
             linux.cap_ambient_raise(cap)
+
+
+def raise_effective(mask: int) -> None:
+    """Add permitted capabilities to the effective set (the other sets unchanged)."""
+    eff, prm, inh = linux.capget()
+    if eff & mask != mask:
+        linux.capset(eff | mask, prm, inh)

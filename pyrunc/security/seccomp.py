@@ -9,15 +9,17 @@ Why it is split this way:
   cache hit costs a stat, a read and a hash: no libseccomp, no ctypes.util
   (``import pyseccomp`` runs find_library, which spawns processes).
   The compiler itself lives in ``seccomp_compile`` and is imported lazily.
-* The init only installs a ready-made ``sock_fprog`` with seccomp(2)
-  (``CompiledFilter.load``). Everything that call needs (the filter buffer,
-  the fprog struct, the bound ``syscall`` function) is built before fork, so
-  after the filter is in place the interpreter makes no system call of its
-  own on the way back from ``load`` apart from what the caller does next.
-  Checked with strace for ``flt.load(); os.execve(...)``: the only system
-  call after seccomp() is execve. (CPython keeps running in between; the only
-  other calls it could make there are brk/mmap if malloc had to grow the
-  heap, which every real profile allows.)
+* The init only installs a ready-made ``sock_fprog`` with seccomp(2).
+  Everything that call needs (the filter buffer, the fprog struct, the bound
+  ``syscall`` function) is built before fork. A filter is loaded by
+  ``load_and_exec``, which calls execve(2) right after seccomp(2), both as
+  bare C calls with arguments prepared beforehand (linux.PreparedExec): the
+  program's execve is the only system call the filter ever sees from us, so a
+  profile need not allow close_range, openat2 or anything else the runtime
+  uses (runc's rule). tests/integration/test_seccomp_trace.py proves it with
+  strace for both noNewPrivileges values, with a terminal and for `exec`.
+  Only a notify filter is loaded earlier with ``load`` (its listener must be
+  passed on before the parent leaves).
 
 Semantics follow runc 1.1 so the same profile gives the same results:
 rules whose syscall libseccomp does not know are skipped with a warning; a
@@ -251,7 +253,7 @@ class CompiledFilter:
         return len(self.bpf) // 8
 
     def load(self) -> int | None:
-        """Install the filter on the calling thread: the last step before execve.
+        """Install the filter on the calling thread (notify filters; others use load_and_exec).
 
         Returns the user-notification listener fd (close-on-exec, as the kernel
         creates it) when the profile uses SCMP_ACT_NOTIFY, else None. Needs
@@ -265,6 +267,26 @@ class CompiledFilter:
                 cause += " (without noNewPrivileges the filter must be loaded while CAP_SYS_ADMIN is held)"
             raise SyscallError(cause, err, step=STEP)
         return ret if self.needs_notify else None
+
+    def load_and_exec(self, exe) -> int:
+        """Install the filter and execve ``exe`` (a linux.PreparedExec) at once.
+
+        Returns errno when execve failed; raises SyscallError when the load
+        failed (nothing was exec'd then). Between the two calls only bytecode of
+        this frame runs: the C functions and all their arguments are fetched
+        first, and neither call pushes a Python frame or converts a Python
+        object that needs a fresh allocation.
+        """
+        call, nr, flags, prog = self._call, self._nr, self.flags, self._prog_ptr
+        execve, path, argv, envp = exe.parts()
+        if call(nr, SECCOMP_SET_MODE_FILTER, flags, prog) >= 0:
+            execve(path, argv, envp)
+            return self._get_errno()
+        err = self._get_errno()
+        cause = f"seccomp(SECCOMP_SET_MODE_FILTER, {self.flags:#x}): {os.strerror(err)}"
+        if err == _errno.EACCES:
+            cause += " (without noNewPrivileges the filter must be loaded while CAP_SYS_ADMIN is held)"
+        raise SyscallError(cause, err, step=STEP)
 
 
 _FPROG = None

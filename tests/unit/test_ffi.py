@@ -52,3 +52,15 @@ def test_structures_and_pointers():
     assert ffi.sizeof(Pair) == ctypes.sizeof(TheirPair) == 16
     assert ffi.addressof(p) == ctypes.addressof(p)
     assert ffi.POINTER(Pair).__name__ == "LP_Pair"
+
+
+def test_prepared_exec_reports_errno_and_refuses_nul():
+    """The init's execve (linux.PreparedExec): a failed call returns errno; NUL is refused
+    like os.execve does, rather than silently cutting the string."""
+    import errno
+
+    from pyrunc import linux
+
+    assert linux.PreparedExec("/no/such/program", ["x"], {"A": "1"})() == errno.ENOENT
+    with pytest.raises(ValueError):
+        linux.PreparedExec("/bin/true", ["a\0b"], {})
