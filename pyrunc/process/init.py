@@ -84,7 +84,7 @@ def mount_filesystems(ctx: InitContext) -> None:
     """Config mounts in listed order, each resolved inside the rootfs."""
     rootfs.mount_all(ctx.rootfs, ctx.config.get("mounts") or [], bundle=ctx.bundle,
                      mount_label=ctx.linux.get("mountLabel"), idmap_fds=ctx.idmap_fds,
-                     before_cgroup_mount=lambda: enter_cgroup(ctx))
+                     before_cgroup_mount=lambda: enter_cgroup(ctx), cgroupns=ctx.ns.has("cgroup"))
     for fd in ctx.idmap_fds.values():
         os.close(fd)
     ctx.idmap_fds = {}
