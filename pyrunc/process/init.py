@@ -132,6 +132,22 @@ def pivot_root(ctx: InitContext) -> None:
     rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot)
 
 
+def create_cwd(ctx: InitContext) -> None:
+    """A missing cwd is created now, right after pivot_root as runc does: once finish_rootfs has
+    made / read-only it no longer can be. Resolved inside the root (RESOLVE_IN_ROOT walk), so
+    a symlink in the image can never make us create it anywhere else."""
+    cwd = ctx.process.get("cwd") or "/"
+    try:
+        root_fd = resolve.open_root("/")
+        try:
+            os.close(resolve.mkdir_all_in_root(root_fd, cwd))
+        finally:
+            os.close(root_fd)
+    except OSError as e:
+        raise PyruncError(f"create cwd ({cwd!r}) set in config.json: {e.strerror}",
+                          step="create_cwd") from None
+
+
 def finish_rootfs(ctx: InitContext) -> None:
     """Masked and read-only paths and a read-only /, once the container's /proc and /dev exist."""
     rootfs.finish_rootfs(masked_paths=ctx.linux.get("maskedPaths") or [],
@@ -252,10 +268,9 @@ def join_session_keyring(ctx: InitContext) -> None:
 
 
 def change_directory(ctx: InitContext) -> None:
-    """cwd is created when missing and must stay inside the container's root."""
+    """cwd (created by create_cwd if it was missing) must stay inside the container's root."""
     cwd = ctx.process.get("cwd") or "/"
     try:
-        os.makedirs(cwd, 0o755, exist_ok=True)
         os.chdir(cwd)
         real = os.getcwd()
     except FileNotFoundError:
@@ -476,6 +491,7 @@ STEPS = (
     run_runtime_hooks,
     run_container_hooks,
     pivot_root,
+    create_cwd,
     set_up_console,
     apply_sysctl,
     set_hostname,
