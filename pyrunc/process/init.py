@@ -76,8 +76,11 @@ def bring_up_loopback(ctx: InitContext) -> None:
 
 
 def prepare_rootfs(ctx: InitContext) -> None:
-    """Stop mount propagation to the host, then make the rootfs a mount point for pivot_root."""
-    rootfs.prepare_root(ctx.rootfs, ctx.linux.get("rootfsPropagation"))
+    """Stop mount propagation to the host, then make the rootfs a mount point for pivot_root.
+    Without a mount namespace of our own the parent made that mount already, private, and the
+    caller's own mounts must keep their propagation (rootfs/inherited.py)."""
+    if ctx.ns.has("mount"):
+        rootfs.prepare_root(ctx.rootfs, ctx.linux.get("rootfsPropagation"))
 
 
 def mount_filesystems(ctx: InitContext) -> None:
@@ -128,8 +131,9 @@ def run_container_hooks(ctx: InitContext) -> None:
 
 
 def pivot_root(ctx: InitContext) -> None:
-    """Make the rootfs our / (or MS_MOVE + chroot with --no-pivot)."""
-    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot)
+    """Make the rootfs our / (MS_MOVE + chroot with --no-pivot; only chroot without a mount
+    namespace of our own)."""
+    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"))
 
 
 def create_cwd(ctx: InitContext) -> None:
