@@ -151,3 +151,20 @@ def test_failed_create_without_mount_ns_leaves_nothing(pyrunc, bundle, tmp_path,
     assert rep["rc"][1] == 1  # no such container
     assert_untouched(rep, bundle)
     assert not os.listdir(pyrunc.root)
+
+
+@pytest.mark.parametrize("point", ["cgroup", "fork", "mount_filesystems", "pivot_root", "saved"])
+def test_killed_create_without_mount_ns_is_recoverable(pyrunc, bundle, tmp_path, point: str) -> None:
+    """pyrunc SIGKILLed during create (test_crash.py's switch): `delete --force` still finds
+    the rootfs mount in the state record and removes it with everything inside."""
+    no_mount_ns(bundle, hardened=True)
+    bundle.config["process"]["args"] = ["sleep", "100"]
+    bundle.write()
+    cid = f"i12cg-nomnt-{uuid.uuid4().hex[:6]}"
+    pyrunc.ids.add(cid)
+    rep = in_caller_ns(tmp_path, [
+        ["env", f"PYRUNC_TEST_FAULT={point}", *pyrunc.cmd("create", "--bundle", str(bundle.path), cid)],
+        pyrunc.cmd("delete", "--force", cid)])
+    assert rep["rc"] == [137, 0], rep["err"]
+    assert_untouched(rep, bundle)
+    assert not (pyrunc.root / cid).exists()
