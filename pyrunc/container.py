@@ -194,12 +194,14 @@ class Container:
         self.destroy()
 
     def destroy(self) -> None:
-        """Remove cgroups (killing stragglers), run poststop hooks, remove the state directory."""
+        """Remove cgroups (killing stragglers), the rootfs mount, run poststop hooks, remove the
+        state directory."""
         cg = self.cgroup
         if cg is not None:
             if cg.exists() and cg.pids():
                 cg.signal_all(signal.SIGKILL)
             cg.destroy()
+        detach_inherited_rootfs(self.st, self.id)
         hooks = self.st.get("hooks")
         if hooks and hooks.get("poststop"):
             from . import log
@@ -301,7 +303,23 @@ def delete_missing(root: str, cid: str, force: bool) -> None:
         cg = c.cgroup
         if cg is not None:
             cg.destroy()
+        detach_inherited_rootfs(rec, cid)
     sd.remove()
+
+
+def detach_inherited_rootfs(record: dict, cid: str) -> None:
+    """A container without a mount namespace left its rootfs mount (and every mount inside
+    it) in our namespace: remove it, so delete leaves the mount table as create found it."""
+    if not record.get("rootfs_mount"):
+        return
+    from .rootfs.inherited import detach_rootfs
+
+    try:
+        detach_rootfs(record["rootfs"], record["rootfs_mount"])
+    except PyruncError as e:
+        e.container = cid
+        e.step = "delete"
+        raise
 
 
 def all_containers(root: str) -> list[Container]:

@@ -121,7 +121,7 @@ class StateDir:
         A second, minimal record (pid, start time, cgroup) is kept beside it, so that a
         damaged state file still leaves `delete --force` able to kill and remove everything.
         """
-        recover = {k: st.get(k) for k in ("pid", "start_time", "cgroup")}
+        recover = {k: st.get(k) for k in ("pid", "start_time", "cgroup", "rootfs", "rootfs_mount")}
         self._write(RECOVER_FILE, marshal.dumps(recover))
         self._write(STATE_FILE, marshal.dumps(st))
 

@@ -76,15 +76,18 @@ def bring_up_loopback(ctx: InitContext) -> None:
 
 
 def prepare_rootfs(ctx: InitContext) -> None:
-    """Stop mount propagation to the host, then make the rootfs a mount point for pivot_root."""
-    rootfs.prepare_root(ctx.rootfs, ctx.linux.get("rootfsPropagation"))
+    """Stop mount propagation to the host, then make the rootfs a mount point for pivot_root.
+    Without a mount namespace of our own the parent made that mount already, private, and the
+    caller's own mounts must keep their propagation (rootfs/inherited.py)."""
+    if ctx.ns.has("mount"):
+        rootfs.prepare_root(ctx.rootfs, ctx.linux.get("rootfsPropagation"))
 
 
 def mount_filesystems(ctx: InitContext) -> None:
     """Config mounts in listed order, each resolved inside the rootfs."""
     rootfs.mount_all(ctx.rootfs, ctx.config.get("mounts") or [], bundle=ctx.bundle,
                      mount_label=ctx.linux.get("mountLabel"), idmap_fds=ctx.idmap_fds,
-                     before_cgroup_mount=lambda: enter_cgroup(ctx))
+                     before_cgroup_mount=lambda: enter_cgroup(ctx), cgroupns=ctx.ns.has("cgroup"))
     for fd in ctx.idmap_fds.values():
         os.close(fd)
     ctx.idmap_fds = {}
@@ -128,8 +131,25 @@ def run_container_hooks(ctx: InitContext) -> None:
 
 
 def pivot_root(ctx: InitContext) -> None:
-    """Make the rootfs our / (or MS_MOVE + chroot with --no-pivot)."""
-    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot)
+    """Make the rootfs our / (MS_MOVE + chroot with --no-pivot; only chroot without a mount
+    namespace of our own)."""
+    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"))
+
+
+def create_cwd(ctx: InitContext) -> None:
+    """A missing cwd is created now, right after pivot_root as runc does: once finish_rootfs has
+    made / read-only it no longer can be. Resolved inside the root (RESOLVE_IN_ROOT walk), so
+    a symlink in the image can never make us create it anywhere else."""
+    cwd = ctx.process.get("cwd") or "/"
+    try:
+        root_fd = resolve.open_root("/")
+        try:
+            os.close(resolve.mkdir_all_in_root(root_fd, cwd))
+        finally:
+            os.close(root_fd)
+    except OSError as e:
+        raise PyruncError(f"create cwd ({cwd!r}) set in config.json: {e.strerror}",
+                          step="create_cwd") from None
 
 
 def finish_rootfs(ctx: InitContext) -> None:
@@ -255,10 +275,9 @@ def join_session_keyring(ctx: InitContext) -> None:
 
 
 def change_directory(ctx: InitContext) -> None:
-    """cwd is created when missing and must stay inside the container's root."""
+    """cwd (created by create_cwd if it was missing) must stay inside the container's root."""
     cwd = ctx.process.get("cwd") or "/"
     try:
-        os.makedirs(cwd, 0o755, exist_ok=True)
         os.chdir(cwd)
         real = os.getcwd()
     except FileNotFoundError:
@@ -507,6 +526,7 @@ STEPS = (
     run_runtime_hooks,
     run_container_hooks,
     pivot_root,
+    create_cwd,
     set_up_console,
     set_hostname,
     apply_sysctl,

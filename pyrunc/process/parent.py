@@ -35,9 +35,6 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
     rootfs = resolve_rootfs(config, opts.bundle, cid)
     check_supported(config, opts, cid)
     ns_plan = namespaces.Plan((config.get("linux") or {}).get("namespaces") or [])
-    if not ns_plan.has("mount"):
-        raise PyruncError("a mount namespace is required (linux.namespaces has no \"mount\")",
-                          step="validate", container=cid)
     caps = capabilities.plan((config.get("process") or {}).get("capabilities"))
     if caps is not None:
         for name in caps.unknown:
@@ -63,12 +60,17 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
     mgr = None
     init_pid = 0
     stage1_pid = 0
+    rootfs_mount = None
     try:
         fifo_fd = execfifo.make(sd.fifo)
+        if not ns_plan.has("mount"):
+            rootfs_mount = attach_inherited_rootfs(config, rootfs)
         mgr = make_cgroup(config, cid, opts)
         # Recorded before anything runs: if we die from here on, `delete --force` finds the
         # cgroup (and every process in it) from this record.
         record = new_record(cid, config, opts, rootfs, 0, mgr)
+        if rootfs_mount is not None:
+            record["rootfs_mount"] = rootfs_mount
         record["creating"] = True
         sd.save(record)
         fault_point("cgroup")
@@ -135,7 +137,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             write_pid_file(opts.pid_file, init_pid)
         return record
     except BaseException as e:
-        cleanup(sd, mgr, init_pid, stage1_pid)
+        cleanup(sd, mgr, init_pid, stage1_pid, (rootfs, rootfs_mount) if rootfs_mount else None)
         if (config.get("hooks") or {}).get("poststop"):  # runtime.md: a failed create goes on at delete
             run_hooks_warn(config["hooks"], "poststop",
                            {"ociVersion": OCI_VERSION, "id": cid, "status": "stopped", "pid": 0,
@@ -457,8 +459,18 @@ def reap(pid: int) -> int:
     return status
 
 
-def cleanup(sd: StateDir, mgr, init_pid: int, stage1_pid: int) -> None:
-    """Undo a failed create: kill what was started, remove the cgroup and the state directory."""
+def attach_inherited_rootfs(config: dict, rootfs: str) -> int:
+    """No mount namespace in the config: the container shares ours, so the rootfs mount its
+    mounts go into is made here, where it can be recorded and removed (rootfs/inherited.py)."""
+    from ..rootfs.inherited import attach_rootfs
+
+    return attach_rootfs(rootfs, (config.get("linux") or {}).get("rootfsPropagation"))
+
+
+def cleanup(sd: StateDir, mgr, init_pid: int, stage1_pid: int,
+            rootfs_mount: tuple[str, int] | None = None) -> None:
+    """Undo a failed create: kill what was started, remove the cgroup, the rootfs mount made in
+    the caller's namespace (no mount namespace) and the state directory."""
     for pid in (stage1_pid, init_pid):
         if pid:
             try:
@@ -477,6 +489,13 @@ def cleanup(sd: StateDir, mgr, init_pid: int, stage1_pid: int) -> None:
             if mgr.exists() and mgr.pids():  # an init we never heard of still lives there
                 mgr.signal_all(signal.SIGKILL)
             mgr.destroy()
+        except PyruncError as e:
+            log.get().warning(f"container {sd.id}: cleanup: {e.cause}")
+    if rootfs_mount is not None:
+        from ..rootfs.inherited import detach_rootfs
+
+        try:
+            detach_rootfs(*rootfs_mount)
         except PyruncError as e:
             log.get().warning(f"container {sd.id}: cleanup: {e.cause}")
     sd.remove()

@@ -35,11 +35,24 @@ def open_container_namespaces(pid: int, config: dict) -> list[tuple[str, int]]:
         for kind in JOIN_ORDER:
             if kind in kinds:
                 fds.append((kind, os.open(f"/proc/{pid}/ns/{PROC_NS[kind]}", os.O_RDONLY | os.O_CLOEXEC)))
+        if "mount" not in kinds:  # it shares our mount namespace: its root is a chroot
+            fds.append(("root", os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)))
     except OSError as e:
         for _, fd in fds:
             os.close(fd)
         raise PyruncError(f"open namespaces of the container init: {e.strerror}", step="exec") from None
     return fds
+
+
+def enter_root(fd: int) -> None:
+    """chroot into the init's root (a container without a mount namespace of its own): joining
+    no mount namespace would leave the process at our /, outside the container's root."""
+    try:
+        os.fchdir(fd)
+        os.chroot(".")
+        os.chdir("/")
+    except OSError as e:
+        raise PyruncError(f"chroot into the container's root: {e.strerror}", step="join namespaces") from None
 
 
 def joiner(ctx: InitContext) -> None:
@@ -56,8 +69,10 @@ def joiner(ctx: InitContext) -> None:
         join_cgroups_at_birth(ctx)  # a failure is exec's: the parent will not move us
         step = "join namespaces"
         ctx.chan.expect("go")
-        namespaces.join(ctx.join_fds)
-        for _, fd in ctx.join_fds:
+        namespaces.join([(kind, fd) for kind, fd in ctx.join_fds if kind != "root"])
+        for kind, fd in ctx.join_fds:
+            if kind == "root":
+                enter_root(fd)
             os.close(fd)
         step = "fork"
         pid = fork_after_report(ctx.chan)

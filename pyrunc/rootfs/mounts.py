@@ -55,14 +55,15 @@ def fd_target(fd: int) -> str:
 class MountInfo:
     """One line of /proc/self/mountinfo (the fields pyrunc needs)."""
 
-    __slots__ = ("mount_id", "parent_id", "root", "mountpoint", "options", "optional", "fstype",
-                 "source", "super_options")
+    __slots__ = ("mount_id", "parent_id", "dev", "root", "mountpoint", "options", "optional",
+                 "fstype", "source", "super_options")
 
     def __init__(self, line: str) -> None:
         pre, _, post = line.rstrip("\n").partition(" - ")
         f = pre.split(" ")
         self.mount_id = int(f[0])
         self.parent_id = int(f[1])
+        self.dev = f[2]  # major:minor of the superblock: one per cgroup v1 hierarchy
         self.root = unescape_mountinfo(f[3])
         self.mountpoint = unescape_mountinfo(f[4])
         self.options = f[5]
@@ -343,33 +344,102 @@ def copy_up(root_fd: int, rel: str, dest: str, covered: int, flags: int, *, keep
 # cgroup
 
 
-def _own_cgroups(path: str = "/proc/self/cgroup") -> list[tuple[set[str], str]]:
-    """(controller set, cgroup path) for each v1 hierarchy this process is in."""
-    out = []
+def _own_cgroups(path: str = "/proc/self/cgroup") -> dict[frozenset[str], str]:
+    """This process's cgroup path in each v1 hierarchy, keyed by the hierarchy's controllers
+    (and ``name=``), as /proc/self/cgroup lists them."""
+    out = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             _, ctrls, cg = line.rstrip("\n").split(":", 2)
             if ctrls:
-                out.append((set(ctrls.split(",")), cg))
+                out[frozenset(ctrls.split(","))] = cg
     return out
 
 
-def _in_cgroup_ns() -> bool:
-    """True when this process has its own cgroup namespace (then the hierarchies can be mounted fresh)."""
+def _known_controllers(path: str = "/proc/cgroups") -> set[str]:
+    """The controller names this kernel has (what tells them apart from other cgroup options)."""
+    with open(path, encoding="utf-8") as f:
+        return {line.split()[0] for line in f if line.strip() and not line.startswith("#")}
+
+
+class V1Hierarchy:
+    """One cgroup v1 hierarchy as the host has it mounted (once, or bound in several places).
+
+    ``name`` is the directory it gets in the container ("cpu,cpuacct", "systemd"), ``ids`` the
+    controllers and ``name=`` option that identify it in /proc/self/cgroup, ``data`` the options
+    a fresh mount of it takes, ``mounts`` every mount of it on the host, in mountinfo order.
+    """
+
+    __slots__ = ("name", "ids", "data", "mounts")
+
+    def __init__(self, super_options: str, controllers: set[str]) -> None:
+        opts = [o for o in super_options.split(",") if o not in ("rw", "ro")]
+        ctrls = [o for o in opts if o in controllers]
+        named = [o for o in opts if o.startswith("name=")]
+        self.name = ",".join(ctrls) or (named[0].removeprefix("name=") if named else "")
+        self.ids = frozenset(ctrls + named)
+        # A fresh mount must ask for the same hierarchy with the same flags (else the kernel
+        # warns); release_agent is only settable from the initial namespaces.
+        self.data = ",".join(o for o in opts if not o.startswith("release_agent="))
+        self.mounts: list[MountInfo] = []
+
+
+def cgroup_v1_hierarchies(mountinfo: list[MountInfo]) -> list[V1Hierarchy]:
+    """The host's v1 hierarchies, one each, told apart by their superblock (the device number
+    of the mount), never by where a mount of them happens to be: a second bind of some cgroup
+    somewhere else is the same hierarchy, not another one."""
+    controllers = _known_controllers()
+    by_dev: dict[str, V1Hierarchy] = {}
+    for mi in mountinfo:
+        if mi.fstype != "cgroup":
+            continue
+        h = by_dev.get(mi.dev)
+        if h is None:
+            h = by_dev[mi.dev] = V1Hierarchy(mi.super_options, controllers)
+        h.mounts.append(mi)
+    return [h for h in by_dev.values() if h.name and "/" not in h.name and h.name not in (".", "..")]
+
+
+def _reachable(mi: MountInfo) -> bool:
+    """The mount point still names this mount (not deleted, not covered by another mount)."""
     try:
-        return os.stat("/proc/self/ns/cgroup").st_ino != os.stat("/proc/1/ns/cgroup").st_ino
+        st = os.stat(mi.mountpoint)
     except OSError:
         return False
+    major, _, minor = mi.dev.partition(":")
+    return st.st_dev == os.makedev(int(major), int(minor))
 
 
-def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None) -> None:
+def own_cgroup_source(h: V1Hierarchy, own: dict[frozenset[str], str]) -> str | None:
+    """Host path of this process's cgroup in hierarchy ``h``, through the mount of the hierarchy
+    closest to its root ("/", preferably) that contains that cgroup; None if none does."""
+    cg = own.get(h.ids)
+    if cg is None:
+        return None
+    best = None
+    for mi in h.mounts:
+        root = mi.root.rstrip("/") or "/"
+        if not (root == "/" or cg == root or cg.startswith(root + "/")):
+            continue
+        if (best is None or len(root) < len(best.root.rstrip("/") or "/")) and _reachable(mi):
+            best = mi
+    if best is None:
+        return None
+    rel = os.path.relpath(cg, best.root.rstrip("/") or "/")
+    return os.path.normpath(os.path.join(best.mountpoint, rel))
+
+
+def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None,
+                 cgroupns: bool = False) -> None:
     """Mount ``cgroup`` the way runc does on this kind of host.
 
     cgroup v2 host: mount cgroup2 there. v1/hybrid host: a tmpfs at the destination and one
-    entry per v1 hierarchy: a fresh cgroup mount in a cgroup namespace, otherwise a bind of this
-    process's own cgroup directory (so the container never sees the host's root cgroup), with the
-    mount's flags (read-only when the options say ``ro``). Co-mounted hierarchies ("cpu,cpuacct")
-    get per-controller symlinks. With ``ro`` the tmpfs itself is made read-only last.
+    entry per v1 hierarchy: with a cgroup namespace (``cgroupns``: the config has one, so we
+    are in it by now) a fresh cgroup mount, which the kernel roots at the namespace's root, the
+    container's own cgroup; otherwise a bind of this process's own cgroup directory (so the
+    container never sees the host's root cgroup), with the mount's flags (read-only when the
+    options say ``ro``). Co-mounted hierarchies ("cpu,cpuacct") get per-controller symlinks.
+    With ``ro`` the tmpfs itself is made read-only last.
     """
     dest = mnt["destination"]
     flags = opts.flags & ~(m.MS_PROPAGATION | m.MS_BIND | m.MS_REC)
@@ -382,6 +452,11 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
     if unified:
         mount_fs(root_fd, dict(mnt, type="cgroup2", source="cgroup"), opts, None)
         return
+    try:
+        hierarchies = cgroup_v1_hierarchies(read_mountinfo())
+        own = {} if cgroupns else _own_cgroups()
+    except OSError as e:
+        raise fail("read the host's cgroup v1 hierarchies", e) from None
     fd, rel = open_mountpoint(root_fd, dest, as_file=False)
     try:
         check_proc_policy(rel, "tmpfs", None)
@@ -392,40 +467,35 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
             raise fail(f"mount tmpfs on {dest}", e) from None
     finally:
         os.close(fd)
-    cgns = _in_cgroup_ns()
-    own = _own_cgroups()
-    for mi in read_mountinfo():
-        if mi.fstype != "cgroup":
-            continue
-        subsys = os.path.basename(mi.mountpoint)
-        sup = set(mi.super_options.split(","))
-        sub_dest = f"{rel}/{subsys}"
+    for h in hierarchies:
+        source = None
+        if not cgroupns:
+            source = own_cgroup_source(h, own)
+            if source is None:
+                continue  # no mount on the host shows our cgroup of it: nothing to bind
+        sub_dest = f"{rel}/{h.name}"
         sfd, srel = open_mountpoint(root_fd, sub_dest, as_file=False)
         try:
             if srel != sub_dest:
                 raise PyruncError(f"cgroup mount point {sub_dest} resolved to {srel}", step=STEP)
             target = fd_target(sfd)
             try:
-                if cgns:
-                    data = ",".join(o for o in mi.super_options.split(",") if o not in ("rw", "ro"))
-                    m.mount("cgroup", target, "cgroup", flags, data)
+                if source is None:
+                    m.mount("cgroup", target, "cgroup", flags, h.data)
                 else:
-                    cg = next((p for c, p in own if c and c <= sup), "/")
-                    relcg = os.path.relpath(cg, mi.root) if cg.startswith(mi.root) else "."
-                    source = os.path.normpath(os.path.join(mi.mountpoint, relcg))
                     m.mount(source, target, None, m.MS_BIND | m.MS_REC)
             except OSError as e:
-                raise fail(f"mount cgroup {subsys} on {sub_dest}", e) from None
+                raise fail(f"mount cgroup {h.name} on {sub_dest}", e) from None
         finally:
             os.close(sfd)
-        if not cgns:
+        if source is not None:
             sfd = reopen_after_mount(root_fd, srel, sub_dest)
             try:
                 bind_remount(fd_target(sfd), flags, sub_dest)
             finally:
                 os.close(sfd)
-        if "," in subsys:
-            _comount_links(root_fd, rel, subsys)
+        if "," in h.name:
+            _comount_links(root_fd, rel, h.name)
     if flags & m.MS_RDONLY or opts.propagation:
         fd = reopen_after_mount(root_fd, rel, dest)
         try:
@@ -459,7 +529,7 @@ def _comount_links(root_fd: int, rel: str, subsys: str) -> None:
 
 
 def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
-              userns_fd: int | None = None) -> None:
+              userns_fd: int | None = None, cgroupns: bool = False) -> None:
     """Dispatch one config mount to the right kind."""
     dest = mnt.get("destination")
     if not isinstance(dest, str) or not dest or "\x00" in dest:
@@ -481,18 +551,20 @@ def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
     if opts.is_bind:
         mount_bind(root_fd, mnt, opts, bundle, userns_fd)
     elif mtype == "cgroup":
-        mount_cgroup(root_fd, mnt, opts, mount_label)
+        mount_cgroup(root_fd, mnt, opts, mount_label, cgroupns)
     else:
         mount_fs(root_fd, mnt, opts, mount_label)
 
 
 def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str | None = None,
               idmap_fds: dict[int, int] | None = None,
-              before_cgroup_mount: Callable[[], None] | None = None) -> None:
+              before_cgroup_mount: Callable[[], None] | None = None, cgroupns: bool = False) -> None:
     """Mount every config mount in listed order (see the package docstring for the contract).
 
     ``before_cgroup_mount`` runs once, before the first cgroup or cgroup2 mount: what such a
     mount shows depends on the cgroup (and cgroup namespace) the caller is in by then.
+    ``cgroupns``: the container has a cgroup namespace of its own (created or joined; the
+    caller is in it once ``before_cgroup_mount`` has run), so v1 hierarchies are mounted fresh.
     """
     try:
         root_fd = r.open_root(rootfs)
@@ -504,6 +576,6 @@ def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str 
                 before_cgroup_mount()
                 before_cgroup_mount = None
             mount_one(root_fd, mnt, bundle=bundle, mount_label=mount_label,
-                      userns_fd=(idmap_fds or {}).get(i))
+                      userns_fd=(idmap_fds or {}).get(i), cgroupns=cgroupns)
     finally:
         os.close(root_fd)

@@ -65,9 +65,28 @@ def move_root(rootfs: str) -> None:
         raise _fail(f"move {rootfs} to /", e) from None
 
 
-def pivot_root(rootfs: str, *, no_pivot: bool = False) -> None:
+def chroot_into(rootfs: str) -> None:
+    """No mount namespace of our own: pivot_root or MS_MOVE would change the root of everyone
+    in the caller's namespace, so only this process's root changes (as runc does then)."""
+    try:
+        fd = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _fail(f"open new root {rootfs}", e) from None
+    try:
+        os.fchdir(fd)
+        os.chroot(".")
+        os.chdir("/")
+    except OSError as e:
+        raise _fail(f"chroot {rootfs}", e) from None
+    finally:
+        os.close(fd)
+
+
+def pivot_root(rootfs: str, *, no_pivot: bool = False, own_mount_ns: bool = True) -> None:
     """Make ``rootfs`` the process's / (see module docstring)."""
-    if no_pivot:
+    if not own_mount_ns:
+        chroot_into(rootfs)
+    elif no_pivot:
         move_root(rootfs)
     else:
         pivot_into(rootfs)

@@ -138,6 +138,24 @@ def test_env_and_cwd_created(runtime, bundle):
     assert sorted(lines[2:]) == ["FOO=bar baz", "HOME=/root", "PATH=/bin"]
 
 
+def test_missing_cwd_created_under_readonly_root(runtime, bundle, tmp_path):
+    """Issue 12, defect 6: a missing cwd is created before / becomes read-only (runc does it
+    right after pivot_root), inside the rootfs even through a symlink that climbs out of it."""
+    escape = tmp_path / "i12cg-cwd-escape"  # exists on the host and in the rootfs
+    escape.mkdir()
+    (bundle.rootfs / str(escape).lstrip("/")).mkdir(parents=True)
+    os.symlink("../../../../../../.." + str(escape), bundle.rootfs / "lnk")
+    bundle.config["root"]["readonly"] = True
+    for cwd, real in (("/work/new/dir", "/work/new/dir"), ("/lnk/sub", f"{escape}/sub")):
+        bundle.config["process"]["cwd"] = cwd
+        out = run_probe(runtime, bundle, "pwd; touch /x 2>/dev/null && echo rw || echo ro",
+                        cid=f"cwd{len(cwd)}")
+        assert out.splitlines() == [real, "ro"]
+    assert (bundle.rootfs / "work/new/dir").is_dir()
+    assert (bundle.rootfs / str(escape).lstrip("/") / "sub").is_dir()
+    assert not (escape / "sub").exists()
+
+
 def test_rlimits_and_no_new_privileges(runtime, bundle):
     bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 768},
                                            {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]
