@@ -181,7 +181,7 @@ def make_paths_readonly(root_fd: int, paths: list[str]) -> None:
     without MS_REC). A mount below a read-only path is one the config asked for with its own
     options: Kubernetes' /etc/hosts, /etc/resolv.conf and /dev/termination-log are writable
     binds that must stay writable even if a pod's securityContext.readonlyPaths names /etc or
-    /dev (docs/CONFORMANCE.md, "Differences from runc decided").
+    /dev (docs/KUBERNETES.md, "Differences from runc found running pods").
     """
     for path in paths:
         fd = _open_optional(root_fd, path, "readonly_paths")
@@ -212,8 +212,9 @@ def make_root_readonly() -> None:
 def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonly_root: bool) -> None:
     """After pivot_root: make readonlyPaths read-only, mask paths, then / read-only if asked.
 
-    runc's order: a mask inside a read-only path (maskedPaths /proc/sys/x, readonlyPaths
-    /proc/sys) is mounted on the read-only copy, so the copy cannot cover it.
+    runc's order. It shows where a path is in both lists: the mask goes on last, so a file is
+    a writable /dev/null (writes vanish, as under runc) rather than a read-only one (EROFS).
+    Masks inside a read-only path work in either order (the copy is recursive).
     """
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

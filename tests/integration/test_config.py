@@ -168,20 +168,23 @@ def test_readonly_path_keeps_its_submounts_flags(runtime, bundle, tmp_path):
     """readonlyPaths /etc with a writable bind of /etc/hosts below it (Kubernetes' layout).
 
     runc makes only /etc's own mount read-only: the bind stays writable, and a path masked
-    inside the read-only one is still masked (masks go on after the read-only copy).
+    inside the read-only one is still masked. Masks go on after the read-only binds, so a file
+    in both lists is a writable /dev/null (writes vanish) rather than a read-only one.
     """
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 localhost\n")
     (bundle.rootfs / "etc" / "hosts").write_text("")
     (bundle.rootfs / "etc" / "secret").write_text("secret\n")
+    (bundle.rootfs / "etc" / "both").write_text("both\n")
     bundle.config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": str(hosts),
                                     "options": ["rbind", "rw"]})
-    bundle.config["linux"]["readonlyPaths"] = ["/etc"]
-    bundle.config["linux"]["maskedPaths"] = ["/etc/secret"]
+    bundle.config["linux"]["readonlyPaths"] = ["/etc", "/etc/both"]
+    bundle.config["linux"]["maskedPaths"] = ["/etc/secret", "/etc/both"]
     out = run_probe(runtime, bundle,
                     "echo '10.0.0.1 pod' >> /etc/hosts && echo hosts-rw || echo hosts-ro; "
-                    "touch /etc/new 2>/dev/null && echo etc-rw || echo etc-ro; cat /etc/secret | wc -c")
-    assert out.split() == ["hosts-rw", "etc-ro", "0"]
+                    "touch /etc/new 2>/dev/null && echo etc-rw || echo etc-ro; cat /etc/secret | wc -c; "
+                    "(echo x > /etc/both) 2>/dev/null && echo both-w || echo both-ro")
+    assert out.split() == ["hosts-rw", "etc-ro", "0", "both-w"]
     assert "10.0.0.1 pod" in hosts.read_text()
 
 
