@@ -236,6 +236,10 @@ class Cri:
 
 
 # ------------------------------------------------------------- host checks ----
+#: Host directories containerd and libcni create on first use (removed again if the lane made them).
+HOST_DIRS = (Path("/run/containerd"), Path("/var/lib/cni"), Path("/run/netns"))
+
+
 def _shim_sockets() -> set[str]:
     d = Path("/run/containerd/s")
     return {p.name for p in d.iterdir()} if d.is_dir() else set()
@@ -294,7 +298,7 @@ def cri() -> Iterator[Cri]:
     if lane_cgroups():
         pytest.skip(f"cgroup {CGROUP_PARENT} already exists: another CRI lane is running on this machine")
     sockets_before = _shim_sockets()
-    run_containerd_existed = Path("/run/containerd").exists()
+    existed = {d: d.exists() for d in HOST_DIRS}
     w = Path(tempfile.mkdtemp(prefix="pycri.", dir="/tmp"))
     cri = Cri(w)
     try:
@@ -317,11 +321,11 @@ def cri() -> Iterator[Cri]:
         assert not missing, f"images not visible to CRI: {missing}"
         yield cri
     finally:
-        leftovers = teardown(cri, sockets_before, run_containerd_existed)
+        leftovers = teardown(cri, sockets_before, existed)
     assert not leftovers, f"the CRI lane left things behind: {leftovers}"
 
 
-def teardown(cri: Cri, sockets_before: set[str], run_containerd_existed: bool) -> dict:
+def teardown(cri: Cri, sockets_before: set[str], existed: dict[Path, bool]) -> dict:
     """Remove everything the lane made; return whatever could not be removed (must be empty)."""
     w = cri.w
     if cri.proc and cri.proc.poll() is None:
@@ -354,7 +358,12 @@ def teardown(cri: Cri, sockets_before: set[str], run_containerd_existed: bool) -
     new_sockets = _shim_sockets() - sockets_before
     if new_sockets:
         left["shim sockets"] = sorted(new_sockets)
-    if not run_containerd_existed:
-        remove_empty_dirs(Path("/run/containerd"))
+    results = Path("/var/lib/cni/results")
+    cached = sorted(p.name for p in results.glob(f"{NETWORK}-*")) if results.is_dir() else []
+    if cached:  # libcni's cache of an attachment that was never deleted
+        left["cni results"] = cached
+    for d, was_there in existed.items():
+        if not was_there:  # made by containerd or libcni for this session; only removed when empty
+            remove_empty_dirs(d)
     shutil.rmtree(w, ignore_errors=True)
     return left

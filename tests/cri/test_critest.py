@@ -11,6 +11,7 @@ one does) is reported, not required.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -52,16 +53,46 @@ def junit_outcomes(report: Path) -> dict[str, str]:
     return outcomes
 
 
+IPCMK = """#!/bin/sh
+# ipcmk as critest's HostIpc specs run it on the host, recording the segment so the lane can remove
+# it (critest never does: each run would leave two 1 MiB segments in the host's IPC namespace)
+out=$(/usr/bin/ipcmk "$@") || exit $?
+echo "$out"
+echo "$out" | sed -n 's/^Shared memory id: //p' >>"{ids}"
+"""
+
+
+def ipcmk_wrapper(cri: Cri) -> tuple[Path, Path]:
+    """A directory to put first on critest's PATH, and the file its ipcmk records segment ids in."""
+    d = cri.w / "critest-bin"
+    d.mkdir(exist_ok=True)
+    ids = cri.w / "critest-shm-ids"
+    (d / "ipcmk").write_text(IPCMK.format(ids=ids))
+    (d / "ipcmk").chmod(0o755)
+    return d, ids
+
+
+def remove_recorded_segments(ids: Path) -> list[str]:
+    """ipcrm every segment the wrapper recorded; the ids that could not be removed."""
+    failed = []
+    for shmid in ids.read_text().split() if ids.exists() else []:
+        if subprocess.run(["ipcrm", "-m", shmid], capture_output=True).returncode != 0:
+            failed.append(shmid)
+    return failed
+
+
 def start_critest(cri: Cri, handler: str) -> tuple[subprocess.Popen, Path, float]:
     """Start one critest run with ``handler``; its output goes to a file next to its junit report."""
     report = cri.w / f"critest-{handler}.xml"
+    bin_dir, _ = ipcmk_wrapper(cri)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}")
     endpoint = f"unix://{cri.sock}"
     argv = [str(CRITEST), f"--runtime-endpoint={endpoint}", f"--image-endpoint={endpoint}",
             f"--runtime-handler={handler}", "--ginkgo.no-color", f"--ginkgo.junit-report={report}",
             f"--ginkgo.skip={'|'.join(SKIPPED)}"]
     with open(cri.w / f"critest-{handler}.out", "w") as out:
         p = subprocess.Popen(["timeout", "-k", "10", str(CRITEST_TIMEOUT), *argv], stdout=out,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cri.w)
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cri.w, env=env)
     return p, report, time.monotonic()
 
 
@@ -77,8 +108,19 @@ def finish_critest(cri: Cri, handler: str, run: tuple[subprocess.Popen, Path, fl
 
 def test_critest_pyrunc_passes_what_runc_passes(cri: Cri) -> None:
     """critest with runc, then with pyrunc: pyrunc's passed set contains runc's."""
-    runs = {h: start_critest(cri, h) for h in ("runc", "pyrunc")}
-    results = {h: finish_critest(cri, h, r) for h, r in runs.items()}
+    _, shm_ids = ipcmk_wrapper(cri)
+    runs: dict[str, tuple[subprocess.Popen, Path, float]] = {}
+    try:
+        for h in ("runc", "pyrunc"):
+            runs[h] = start_critest(cri, h)
+        results = {h: finish_critest(cri, h, r) for h, r in runs.items()}
+    finally:
+        for p, _, _ in runs.values():  # a run still going when the other one failed
+            if p.poll() is None:
+                p.terminate()  # timeout(1) passes SIGTERM on to critest
+                p.wait(timeout=60)
+        stuck = remove_recorded_segments(shm_ids)
+    assert not stuck, f"host shm segments critest made could not be removed: {stuck}"
     passed = {h: {n for n, o in r[0].items() if o == "passed"} for h, r in results.items()}
     for h, (outcomes, took, _) in results.items():
         failed = sorted(n for n, o in outcomes.items() if o == "failed")
