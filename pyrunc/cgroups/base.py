@@ -19,6 +19,8 @@ from pyrunc.errors import CgroupError
 
 # How long destroy() keeps retrying rmdir on EBUSY (tasks may still be exiting).
 RMDIR_RETRY_SECONDS = 2.0
+# How often _mkdirs() starts again when a parent is removed under it (see _mkdirs).
+MKDIR_ATTEMPTS = 100
 # How long freeze() waits for the kernel to report the cgroup frozen.
 FREEZE_TIMEOUT_SECONDS = 5.0
 
@@ -154,27 +156,53 @@ class Manager:
         return [(mp, d) for d, mp in seen.items()]
 
     def _mkdirs(self, mountpoint: str, directory: str) -> list[str]:
-        """mkdir every missing component of ``directory`` below ``mountpoint``; return new ones."""
+        """mkdir every missing component of ``directory`` below ``mountpoint``; return new ones.
+
+        Parents are shared: another container's ``destroy`` removes an empty parent it created,
+        and may do so between our finding that parent present (EEXIST) and our mkdir below it
+        (ENOENT). The walk then starts again from the top, re-creating the parent (which becomes
+        ours to remove). Each restart means the other side removed a directory, which it only
+        does once per directory it made, so ``MKDIR_ATTEMPTS`` is a bound that is never reached
+        in practice; once our leaf exists, its parents cannot be removed (rmdir of a cgroup with
+        children fails), so what follows (cpuset seeding, subtree_control, the clone into the
+        leaf) no longer races. Keeping parents forever, as runc does, would avoid this too, but
+        leaves an empty directory per pod parent behind on every host that does not clean up
+        after itself.
+        """
         if mountpoint and not (directory == mountpoint or directory.startswith(mountpoint.rstrip("/") + "/")):
             raise self._err(f"cgroup path {directory} is outside its hierarchy {mountpoint}", "create cgroup")
-        start = mountpoint.rstrip("/") if mountpoint else "/"
-        rest = directory[len(start):].strip("/") if mountpoint else directory.strip("/")
-        made: list[str] = []
-        current = start if mountpoint else ""
         if mountpoint and not os.path.isdir(mountpoint):
             raise self._err(f"cgroup hierarchy {mountpoint} is not mounted", "create cgroup")
-        for part in rest.split("/") if rest else []:
+        made: list[str] = []
+        for _ in range(MKDIR_ATTEMPTS):
+            try:
+                self._mkdir_walk(mountpoint, directory, made)
+                return made
+            except _ParentVanished:
+                continue
+        raise self._err(f"mkdir {directory}: a parent cgroup kept being removed ({MKDIR_ATTEMPTS} attempts)",
+                        "create cgroup")
+
+    def _mkdir_walk(self, mountpoint: str, directory: str, made: list[str]) -> None:
+        """One pass of ``_mkdirs``; raises _ParentVanished if a parent disappeared under us."""
+        start = mountpoint.rstrip("/") if mountpoint else "/"
+        rest = directory[len(start):].strip("/") if mountpoint else directory.strip("/")
+        current = start if mountpoint else ""
+        for depth, part in enumerate(rest.split("/") if rest else []):
             current = current + "/" + part
             try:
                 os.mkdir(current, 0o755)
             except FileExistsError:
                 continue
+            except FileNotFoundError as e:
+                if depth > 0 or not mountpoint:
+                    raise _ParentVanished from e
+                raise self._err(f"mkdir {current}: {e.strerror}", "create cgroup") from e
             except OSError as e:
                 raise self._err(f"mkdir {current}: {e.strerror}", "create cgroup") from e
             made.append(current)
             if current not in self._created:
                 self._created.append(current)
-        return made
 
     def create(self) -> None:
         """Create the cgroup directories (idempotent); subclasses add controller setup."""
@@ -254,13 +282,22 @@ class Manager:
         return None
 
     def _rmdir_shared_parent(self, d: str) -> str | None:
-        """Remove an ancestor we created unless another cgroup now lives below it."""
+        """Remove an ancestor we created unless another cgroup now lives below it.
+
+        A sibling may be created between the look and the rmdir: the kernel then refuses with
+        EBUSY, and a child present at that point means the parent is in use, not busy with
+        exiting tasks, so it is left to whoever removes the last child (no waiting, no error).
+        """
+        if _has_subdirs(d):
+            return None
         try:
-            with os.scandir(d) as it:
-                if any(e.is_dir(follow_symlinks=False) for e in it):
-                    return None
+            os.rmdir(d)
+            return None
         except FileNotFoundError:
             return None
+        except OSError as e:
+            if e.errno in (errno.EBUSY, errno.ENOTEMPTY) and _has_subdirs(d):
+                return None
         return self._rmdir_retry(d)
 
     @staticmethod
@@ -333,6 +370,10 @@ class Manager:
         finally:
             if not was_frozen or sig == 9:
                 self.thaw()
+
+
+class _ParentVanished(Exception):
+    """A parent cgroup seen present was removed before the mkdir below it (see Manager._mkdirs)."""
 
 
 def _has_subdirs(d: str) -> bool:

@@ -105,17 +105,21 @@ def open_dev_null(root_fd: int) -> int:
     return fd
 
 
-def attach_clone(src_fd: int, dst_fd: int, *, recursive: bool = False, attr_set: int = 0) -> None:
+def attach_clone(src_fd: int, dst_fd: int, *, recursive: bool = False, attr_set: int = 0,
+                 attr_recursive: bool | None = None) -> None:
     """Bind ``src_fd`` onto ``dst_fd`` entirely by fd: open_tree(CLONE), mount_setattr, move_mount.
 
     No path is looked up, so nothing in the container can redirect the bind; attributes are set on
-    the detached copy, so it is never visible writable.
+    the detached copy, so it is never visible writable. ``attr_recursive`` (default: as
+    ``recursive``) says whether the attributes reach the submounts of a recursive copy too.
     """
     flags = m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | _EMPTY | (m.AT_RECURSIVE if recursive else 0)
+    if attr_recursive is None:
+        attr_recursive = recursive
     tree = m.open_tree(src_fd, "", flags)
     try:
         if attr_set:
-            m.mount_setattr(tree, "", _EMPTY | (m.AT_RECURSIVE if recursive else 0), attr_set)
+            m.mount_setattr(tree, "", _EMPTY | (m.AT_RECURSIVE if attr_recursive else 0), attr_set)
         m.move_mount(tree, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
     finally:
         os.close(tree)
@@ -170,13 +174,21 @@ def mask_paths(root_fd: int, paths: list[str]) -> None:
 
 
 def make_paths_readonly(root_fd: int, paths: list[str]) -> None:
-    """Re-bind each path onto itself read-only (recursively); missing ones skipped."""
+    """Re-bind each path onto itself read-only; missing ones skipped.
+
+    The copy takes the submounts along (they stay visible) but only the path's own mount
+    becomes read-only; a submount keeps its own flags, as under runc (a bind, then a remount
+    without MS_REC). A mount below a read-only path is one the config asked for with its own
+    options: Kubernetes' /etc/hosts, /etc/resolv.conf and /dev/termination-log are writable
+    binds that must stay writable even if a pod's securityContext.readonlyPaths names /etc or
+    /dev (docs/KUBERNETES.md, "Differences from runc found running pods").
+    """
     for path in paths:
         fd = _open_optional(root_fd, path, "readonly_paths")
         if fd is None:
             continue
         try:
-            attach_clone(fd, fd, recursive=True, attr_set=m.MOUNT_ATTR_RDONLY)
+            attach_clone(fd, fd, recursive=True, attr_set=m.MOUNT_ATTR_RDONLY, attr_recursive=False)
         except OSError as e:
             raise fail(f"make {path} read-only", e, "readonly_paths") from None
         finally:
@@ -198,11 +210,16 @@ def make_root_readonly() -> None:
 
 
 def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonly_root: bool) -> None:
-    """After pivot_root: mask paths, make readonlyPaths read-only, then / read-only if asked."""
+    """After pivot_root: make readonlyPaths read-only, mask paths, then / read-only if asked.
+
+    runc's order. It shows where a path is in both lists: the mask goes on last, so a file is
+    a writable /dev/null (writes vanish, as under runc) rather than a read-only one (EROFS).
+    Masks inside a read-only path work in either order (the copy is recursive).
+    """
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        mask_paths(root_fd, masked_paths)
         make_paths_readonly(root_fd, readonly_paths)
+        mask_paths(root_fd, masked_paths)
     finally:
         os.close(root_fd)
     if readonly_root:

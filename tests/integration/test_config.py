@@ -247,6 +247,30 @@ def test_masked_and_readonly_paths(runtime, bundle):
     assert out.split() == ["0", "0", "1:3", "ro"]
 
 
+def test_readonly_path_keeps_its_submounts_flags(runtime, bundle, tmp_path):
+    """readonlyPaths /etc with a writable bind of /etc/hosts below it (Kubernetes' layout).
+
+    runc makes only /etc's own mount read-only: the bind stays writable, and a path masked
+    inside the read-only one is still masked. Masks go on after the read-only binds, so a file
+    in both lists is a writable /dev/null (writes vanish) rather than a read-only one.
+    """
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    (bundle.rootfs / "etc" / "hosts").write_text("")
+    (bundle.rootfs / "etc" / "secret").write_text("secret\n")
+    (bundle.rootfs / "etc" / "both").write_text("both\n")
+    bundle.config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": str(hosts),
+                                    "options": ["rbind", "rw"]})
+    bundle.config["linux"]["readonlyPaths"] = ["/etc", "/etc/both"]
+    bundle.config["linux"]["maskedPaths"] = ["/etc/secret", "/etc/both"]
+    out = run_probe(runtime, bundle,
+                    "echo '10.0.0.1 pod' >> /etc/hosts && echo hosts-rw || echo hosts-ro; "
+                    "touch /etc/new 2>/dev/null && echo etc-rw || echo etc-ro; cat /etc/secret | wc -c; "
+                    "(echo x > /etc/both) 2>/dev/null && echo both-w || echo both-ro")
+    assert out.split() == ["hosts-rw", "etc-ro", "0", "both-w"]
+    assert "10.0.0.1 pod" in hosts.read_text()
+
+
 def test_readonly_root(runtime, bundle):
     bundle.config["root"]["readonly"] = True
     out = run_probe(runtime, bundle, "touch /x 2>/dev/null && echo rw || echo ro; touch /dev/shm/y && echo shm-rw")
