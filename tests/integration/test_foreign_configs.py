@@ -24,7 +24,8 @@ Then runc and pyrunc each `run` their own copy: runc must run it (these tools
 ran it with runc when they wrote it, so a runc failure means a bad adaptation)
 and pyrunc must give the same exit status and output. Known differences that are issue 12's numbered
 defects are strict xfails (they turn into failures once fixed, and the marker
-goes); anything else that differs is a new defect.
+goes); anything else that differs is a new defect. The CRI pair is also run as the
+CRI runs it: the container joins its sandbox's namespaces.
 """
 
 from __future__ import annotations
@@ -150,4 +151,41 @@ def test_foreign_config_runs_as_under_runc(pyrunc, runc, tmp_path, rootfs_templa
               f"pyrunc: exit {p.returncode}\n{p.stdout}{_warnings_out(p.stderr)}")
     # Every config here ran under runc when its tool wrote it; runc failing means a bad adaptation.
     assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), detail
+    assert (p.returncode, p.stdout) == (r.returncode, r.stdout), detail
+
+
+def test_cri_pod_container_joins_its_sandbox(pyrunc, runc, tmp_path, rootfs_template):
+    """The CRI container config joins the sandbox's namespaces by /proc/PID/ns path, as the CRI does.
+
+    The sandbox config runs detached (its program a long sleep), then the container
+    config runs with the captured paths pointed at that sandbox's init: the probe must
+    see the sandbox's init as its pid 1, and both runtimes must give the same output.
+    """
+    sandbox = json.loads((CONFIGS / "cri-sandbox.json").read_text())
+    container = json.loads((CONFIGS / "cri-container.json").read_text())
+    assert {ns.get("path", "").rsplit("/", 1)[-1] for ns in container["linux"]["namespaces"]} >= {"pid", "ipc"}
+    outputs = {}
+    for rt in (runc, pyrunc):
+        sb = adapt(sandbox, f"/pyrunc-foreign-{os.getpid()}-{next(_serial)}")
+        sb["process"]["args"] = ["sleep", "1000"]
+        sid = f"foreign-sb-{next(_serial)}"
+        bundle = tmp_path / f"{rt.name}-sandbox"
+        bundle.mkdir()
+        shutil.copytree(rootfs_template, bundle / "rootfs", symlinks=True)
+        (bundle / "config.json").write_text(json.dumps(sb))
+        d = rt("run", "-d", sid, cwd=str(bundle), timeout=60)
+        assert d.returncode == 0, f"{rt.name}: {d.stderr}"
+        pid = rt.state(sid)["pid"]
+        ctr = copy.deepcopy(container)
+        for ns in ctr["linux"]["namespaces"]:
+            if ns.get("path", "").startswith("/proc/0/"):
+                ns["path"] = ns["path"].replace("/proc/0/", f"/proc/{pid}/", 1)
+        cfg = adapt(ctr, f"/pyrunc-foreign-{os.getpid()}-{next(_serial)}")
+        cfg["process"]["args"] = ["sh", "-c", f"cat /proc/1/comm; hostname; {PROBE}"]
+        outputs[rt.name] = _run(rt, cfg, tmp_path / f"{rt.name}-container", rootfs_template,
+                                f"foreign-{next(_serial)}")
+        assert rt("delete", "--force", sid).returncode == 0
+    r, p = outputs["runc"], outputs["pyrunc"]
+    detail = f"runc: exit {r.returncode}\n{r.stdout}{r.stderr}\npyrunc: exit {p.returncode}\n{p.stdout}{p.stderr}"
+    assert r.returncode == 0 and r.stdout.startswith("sleep\n"), detail
     assert (p.returncode, p.stdout) == (r.returncode, r.stdout), detail
