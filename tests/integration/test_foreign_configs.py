@@ -189,3 +189,26 @@ def test_cri_pod_container_joins_its_sandbox(pyrunc, runc, tmp_path, rootfs_temp
     detail = f"runc: exit {r.returncode}\n{r.stdout}{r.stderr}\npyrunc: exit {p.returncode}\n{p.stdout}{p.stderr}"
     assert r.returncode == 0 and r.stdout.startswith("sleep\n"), detail
     assert (p.returncode, p.stdout) == (r.returncode, r.stdout), detail
+
+
+@pytest.mark.parametrize("fixture,variant,transform", CASES)
+def test_foreign_config_exec_as_under_runc(pyrunc, runc, tmp_path, rootfs_template, fixture, variant, transform):
+    """`exec PROBE` into the running container (callers' exec: the config's process, new args)."""
+    original = transform(json.loads((CONFIGS / fixture).read_text()))
+    results = {}
+    for rt in (runc, pyrunc):
+        cfg = adapt(original, f"/pyrunc-foreign-{os.getpid()}-{next(_serial)}")
+        cfg["process"]["args"] = ["sleep", "1000"]
+        cid = f"foreign-{next(_serial)}"
+        bundle = tmp_path / rt.name
+        bundle.mkdir()
+        shutil.copytree(rootfs_template, bundle / "rootfs", symlinks=True)
+        (bundle / "config.json").write_text(json.dumps(cfg))
+        d = rt("run", "-d", cid, cwd=str(bundle), timeout=60)
+        results[rt.name] = rt("exec", cid, "sh", "-c", PROBE, timeout=60) if d.returncode == 0 else d
+        rt("delete", "--force", cid)
+    r, p = results["runc"], results["pyrunc"]
+    detail = (f"{fixture} ({variant}), exec\nrunc: exit {r.returncode}\n{r.stdout}{r.stderr}\n"
+              f"pyrunc: exit {p.returncode}\n{p.stdout}{_warnings_out(p.stderr)}")
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), detail
+    assert (p.returncode, p.stdout) == (r.returncode, r.stdout), detail
