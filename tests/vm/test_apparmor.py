@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,24 @@ def test_exec_with_a_missing_profile_fails_cleanly(runtime, bundle, profiles):
     if runtime.name == "pyrunc":
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert runtime.state("aa5")["status"] == "running"
+
+
+def test_profile_in_a_user_namespace(runtime, bundle, profiles):
+    """Container root mapped to an unprivileged host uid range (docker userns-remap, rootless podman)."""
+    lin = bundle.config["linux"]
+    lin["namespaces"].append({"type": "user"})
+    lin["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    lin["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["mounts"] = [mt for mt in bundle.config["mounts"] if mt["type"] not in ("cgroup", "cgroup2")]
+    bundle.config["process"]["apparmorProfile"] = PROFILE
+    bundle.config["process"]["args"] = ["sh", "-c", "id -u; cat /proc/self/attr/current; cat /proc/self/uid_map"]
+    # The mapped root must be able to reach the rootfs: pytest's own tmp dirs are 0700.
+    top = Path(tempfile.mkdtemp(prefix="pyrunc-vm-aa-"))
+    try:
+        top.chmod(0o755)
+        p = runtime("run", "aa6", bundle=bundle.clone(top / "bundle"))
+    finally:
+        shutil.rmtree(top)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[:3] == ["0", PROFILE, "(enforce)"], p.stdout
+    assert p.stdout.split()[3:6] == ["0", "100000", "65536"], p.stdout
