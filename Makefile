@@ -15,8 +15,9 @@ ifneq ($(shell cat $(VENV)/.created),$(PYTHON))
 $(shell rm -rf $(VENV))
 endif
 endif
-# What the whole suite drives: the real callers (e2e, CRI) and the pure cgroup v2 guest (tests/vm).
-TEST_APT_PACKAGES := podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64
+# What the whole suite drives: the real callers (e2e, CRI) and the pure cgroup v2 guest (tests/vm;
+# apparmor gives the guest its apparmor_parser).
+TEST_APT_PACKAGES := podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt

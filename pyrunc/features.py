@@ -39,7 +39,7 @@ def document() -> dict:
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS),
                         "operators": sorted(seccomp.OPERATORS), "archs": sorted(seccomp.ARCHES),
                         "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(seccomp.FLAGS)},
-            "apparmor": {"enabled": False},
+            "apparmor": {"enabled": True},  # supported; the host may still have it off
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": True}},

@@ -6,6 +6,7 @@ A label asked for on a host whose LSM is off is an error naming the LSM
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..errors import PyruncError
@@ -39,7 +40,12 @@ def check(process: dict, lin: dict) -> None:
 
 
 def apply_exec_labels(process: dict) -> None:
-    """Labels take effect at execve; written just before it, through /proc/thread-self."""
+    """Labels take effect at execve; written just before it, through /proc/thread-self.
+
+    Only the next execve of this task changes domain (forked children inherit
+    the pending label, as they do under runc), so the init and an exec'd
+    process start confined and the runtime code before the exec does not.
+    """
     profile = process.get("apparmorProfile")
     if profile:
         _write_attr(["/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"],
@@ -61,6 +67,9 @@ def _write_attr(paths: list[str], value: str, lsm: str) -> None:
             os.write(fd, value.encode())
             return
         except OSError as e:
+            if e.errno == errno.ENOENT and lsm == "apparmor":  # the kernel's answer for a profile not loaded
+                raise PyruncError(f"apparmor profile {value[5:]!r} is not loaded (apparmor_parser -r "
+                                  "loads it)", step="apply_lsm_labels") from None
             raise PyruncError(f"set {lsm} exec label {value!r}: {e.strerror}", step="apply_lsm_labels") from None
         finally:
             os.close(fd)

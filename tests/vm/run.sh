@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run the cgroup v2 lane inside a throw-away pure-v2 QEMU guest.
-# usage: tests/vm/run.sh [extra pytest args...]   (needs root; ~10 s boot, emulated)
+# usage: tests/vm/run.sh [extra pytest args...]   (needs root; ~10 s boot, emulated; the lane takes 2-4 min)
 # VM_TESTS overrides which tests run (default: tests/vm and the eBPF device filter unit tests).
 # The guest is emulated (TCG; nested KVM fails on these VMs); RUN_IN_VM_ACCEL=kvm opts in.
 # The guest runner is tests/vm/run-in-vm (our copy of the team tool, so make test needs no ../shared).
@@ -10,5 +10,5 @@ runner="$here/tests/vm/run-in-vm"
 [ -x "$runner" ] || runner="$here/../shared/vmtest/run-in-vm"
 tests=${VM_TESTS:-"tests/vm tests/unit/test_devices_bpf.py"}
 # shellcheck disable=SC2086  # $tests is a list of paths
-exec "$runner" --timeout "${VM_TIMEOUT:-240}" --cwd "$here" -- \
+exec "$runner" --timeout "${VM_TIMEOUT:-540}" --cwd "$here" -- \
   "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider $tests "$@"
