@@ -33,6 +33,7 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
+        self.is_rootless = False  # resolved from `rootless` by create (pyrunc/rootless.py)
         self.subreaper = subreaper
         self.detach = detach
         self.console_master: int | None = None  # set by create for a foreground `run` with a tty

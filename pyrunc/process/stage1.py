@@ -160,8 +160,14 @@ def create_user_namespace(ctx: InitContext) -> None:
         linux.unshare(linux.CLONE_NEWUSER)
     except OSError as e:
         raise PyruncError(f"unshare user namespace: {e.strerror}", step="create user namespace") from None
-    ctx.chan.send("userns")
-    ctx.chan.expect("userns_done")
+    # Dumpable while the parent writes our maps: a non-dumpable process's /proc files belong to
+    # root, which an unprivileged parent (and newuidmap's owner check) is not.
+    linux.set_dumpable(True)
+    try:
+        ctx.chan.send("userns")
+        ctx.chan.expect("userns_done")
+    finally:
+        linux.set_dumpable(False)
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
 

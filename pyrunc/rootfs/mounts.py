@@ -337,8 +337,11 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
         os.close(fd)
     cgns = _in_cgroup_ns()
     own = _own_cgroups()
+    # Only the host's hierarchies: an earlier `rbind` of /sys (a rootless spec's sysfs) brought
+    # copies of them into the rootfs, which the tmpfs above now hides.
+    inside = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/") + "/"
     for mi in read_mountinfo():
-        if mi.fstype != "cgroup":
+        if mi.fstype != "cgroup" or mi.mountpoint.startswith(inside):
             continue
         subsys = os.path.basename(mi.mountpoint)
         sup = set(mi.super_options.split(","))
