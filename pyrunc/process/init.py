@@ -438,6 +438,16 @@ def set_final_cpu_affinity(ctx: InitContext) -> None:
         scheduling.apply_affinity(final, "final")
 
 
+def let_owner_join(ctx: InitContext) -> None:
+    """An unprivileged caller must be able to open our namespaces for `exec` before `start`: our
+    memory still belongs to the initial user namespace (the runtime's python, not yet the
+    program), where an unprivileged caller has no CAP_SYS_PTRACE, so while non-dumpable our
+    /proc files are root's. Everything is set up by now (pivot_root, capabilities, seccomp), and
+    whoever can ptrace us is the same unprivileged user; runc's init waits dumpable too."""
+    if ctx.unprivileged_caller:
+        linux.set_dumpable(True)
+
+
 def report_ready(ctx: InitContext) -> None:
     """Tell the parent all setup is done (with the step timeline under --debug); it records the
     state and exits."""
@@ -529,6 +539,7 @@ STEPS = (
     set_no_new_privileges,
     apply_lsm_labels,
     set_personality,
+    let_owner_join,
     report_ready,
     wait_for_start,
     run_start_hooks,

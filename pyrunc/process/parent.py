@@ -83,6 +83,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
                           preserve_fds=listen_fds_passed(config) + opts.preserve_fds)
         pass_notify_socket(config)
         ctx.seccomp = seccomp
+        ctx.unprivileged_caller = os.geteuid() != 0
         ctx.fault_step = FAULT
         if log.get().min_level == 0:
             ctx.timeline = []

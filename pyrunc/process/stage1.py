@@ -58,6 +58,8 @@ class InitContext:
         self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
         self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
         self.env: dict[str, str] = {}
+        # Not root in the initial user namespace (init.let_owner_join): rootless without privileges.
+        self.unprivileged_caller = False
         self.in_cgroup = False  # "cgroup_joined" received: placed, resources written
         # Placement at birth, when the parent chose it (parent.plan_cgroup_birth): stage 1 was
         # cloned into the cgroup2 directory and writes "0" to the tasks file of each of these.
