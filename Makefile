@@ -16,7 +16,7 @@ $(shell rm -rf $(VENV))
 endif
 endif
 # What the whole suite drives: the real callers (e2e) and the pure cgroup v2 guest (tests/vm).
-TEST_APT_PACKAGES := podman conmon containerd docker.io qemu-system-x86 linux-image-amd64
+TEST_APT_PACKAGES := podman conmon containerd docker.io qemu-system-x86 linux-image-amd64 uidmap slirp4netns fuse-overlayfs
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt
