@@ -276,10 +276,45 @@ def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str
         try:
             m.mount(source, fd_target(fd), mtype, flags, data)
         except OSError as e:
-            raise fail(f"mount {mtype} on {dest}", e) from None
+            if e.errno != errno.EPERM or mtype not in HOST_COPY:
+                raise fail(f"mount {mtype} on {dest}", e) from None
+            bind_host_copy(fd, mtype, flags, dest)
+            os.close(fd)
+            fd = -1
+            apply_after(root_fd, rel, dest, opts, remount=True)
+            if flags & m.MS_RDONLY:
+                make_read_only_below(root_fd, rel, dest)
+            return
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    apply_after(root_fd, rel, dest, opts, remount=False)
+
+
+# A new sysfs needs a network namespace owned by our user namespace, a new mqueue an IPC one;
+# without them (rootless, sharing the host's) the kernel says EPERM and runc binds the host's.
+HOST_COPY = {"sysfs": "/sys", "mqueue": "/dev/mqueue"}
+
+
+def make_read_only_below(root_fd: int, rel: str, dest: str) -> None:
+    """The host's submounts came along with a recursive bind: read-only too."""
+    fd = reopen_after_mount(root_fd, rel, dest)
+    try:
+        m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, m.MOUNT_ATTR_RDONLY, 0)
+    except OSError as e:
+        raise fail(f"make {dest} read-only recursively", e) from None
     finally:
         os.close(fd)
-    apply_after(root_fd, rel, dest, opts, remount=False)
+
+
+def bind_host_copy(fd: int, mtype: str, flags: int, dest: str) -> None:
+    """Recursive bind of the host's mount instead of a new one; the caller remounts it with
+    the mount's flags (read-only stays read-only, recursively)."""
+    try:
+        m.mount(HOST_COPY[mtype], fd_target(fd), None, m.MS_BIND | m.MS_REC)
+    except OSError as e:
+        raise fail(f"mount {mtype} on {dest} (refused, and binding the host's {HOST_COPY[mtype]} "
+                   "failed too)", e) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -326,6 +326,34 @@ def test_subordinate_ids_mapped_through_newuidmap(rt, user, spec_template):
     assert lines[4:6] == [["0", str(user.gid), "1"], ["1", str(user.subgid), str(SUBID_SIZE)]]
 
 
+def test_sysfs_refused_falls_back_to_the_hosts_read_only(pyrunc_user, user, spec_template):
+    """A new sysfs needs a network namespace of our own; without one the host's /sys is bound
+    (read-only here, submounts too). runc 1.1.5 fails this config with EPERM."""
+    b = RootlessBundle(user, spec_template, ["sh", "-c", "grep ' /sys ' /proc/self/mounts; ls /sys/class/net; "
+                                                         "touch /sys/kernel/x 2>&1; echo end"])
+    for mnt in b.config["mounts"]:
+        if mnt["destination"] == "/sys":
+            mnt.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev", "ro"])
+    p = pyrunc_user("run", unique("sysfs"), bundle=b)
+    assert p.returncode == 0, p.stderr
+    first = p.stdout.splitlines()[0].split()
+    assert first[1:3] == ["/sys", "sysfs"] and "ro" in first[3].split(","), first
+    assert "lo" in p.stdout.split(), "the host's network devices: its /sys"
+    assert "Read-only file system" in p.stdout
+
+
+def test_kill_all_without_a_cgroup_signals_the_init(pyrunc_user, user, spec_template):
+    b = RootlessBundle(user, spec_template, ["sleep", "1000"])
+    cid = unique("killall")
+    assert pyrunc_user("run", "-d", cid, bundle=b).returncode == 0
+    p = pyrunc_user("kill", "--all", cid, "KILL")
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 10
+    while pyrunc_user.state(cid)["status"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pyrunc_user.state(cid)["status"] == "stopped"
+
+
 # --------------------------------------------------------------------------- cgroups (v1) ----
 
 def _unprivileged_cgroups() -> bool:
