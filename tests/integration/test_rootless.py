@@ -251,6 +251,18 @@ def test_run_maps_root_to_the_user(rt, user, spec_template):
     assert cid not in os.listdir(rt.root)
 
 
+def test_our_own_rootless_spec_runs(pyrunc_user, user, spec_template):
+    b = RootlessBundle(user, spec_template, ["id", "-u"])
+    (b.path / "config.json").unlink()
+    p = user.run(PYRUNC, "spec", "--rootless", cwd=b.path)
+    assert p.returncode == 0, p.stderr
+    b.config = json.loads((b.path / "config.json").read_text())
+    b.config["process"].update(terminal=False, args=["id", "-u"])
+    p = pyrunc_user("run", unique("spec"), bundle=b)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "0"
+
+
 def test_lifecycle_create_exec_start_kill_delete(rt, user, spec_template):
     b = RootlessBundle(user, spec_template, ["sleep", "1000"])
     cid = unique("lc")
