@@ -206,10 +206,14 @@ RESOURCE_OF = {"memory": "memory", "cpu": "cpu", "cpuacct": "cpu", "cpuset": "cp
                "unified": "unified", "devices": "devices"}
 
 
-def rootless_refusal(controllers: list[str]) -> str:
-    """runc's refusal in our words: a rootless container asked for a limit it has no cgroup for."""
-    wanted = ", ".join(sorted({f"linux.resources.{RESOURCE_OF.get(c, c)} ({c} controller)"
-                               for c in controllers}))
+def rootless_refusal(controllers: list[str], *, keys: list[str] | None = None) -> str:
+    """runc's refusal in our words: a rootless container asked for a limit it has no cgroup for
+    (named by v1 controller, or by linux.resources key when there is no cgroup at all)."""
+    if keys is not None:
+        wanted = ", ".join(f"linux.resources.{k}" for k in sorted(keys))
+    else:
+        wanted = ", ".join(sorted({f"linux.resources.{RESOURCE_OF.get(c, c)} ({c} controller)"
+                                   for c in controllers}))
     return (f"cannot set {wanted}: rootless, and the container could not create or join a "
             "cgroup it may write to (needs cgroup v2 with a subtree delegated to this user; "
             "or drop the limit)")

@@ -358,7 +358,7 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
     except OSError as e:
         raise fail("inspect host /sys/fs/cgroup", e) from None
     if unified:
-        mount_fs(root_fd, dict(mnt, type="cgroup2", source="cgroup"), opts, None)
+        mount_cgroup2(root_fd, mnt, opts)
         return
     fd, rel = open_mountpoint(root_fd, dest, as_file=False)
     try:
@@ -418,6 +418,31 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
             raise fail(f"change propagation of {dest}", e) from None
         finally:
             os.close(fd)
+
+
+def mount_cgroup2(root_fd: int, mnt: dict, opts: mopts.MountOptions) -> None:
+    """A new cgroup2 mount; in a user namespace without a cgroup namespace of its own the kernel
+    refuses it (EPERM, or EBUSY where the rbind'd host /sys already has one there), and, as runc
+    does, the host's /sys/fs/cgroup is bound instead (read-only when the mount says so)."""
+    dest = mnt["destination"]
+    fd, rel = open_mountpoint(root_fd, dest, as_file=False)
+    try:
+        check_proc_policy(rel, "cgroup2", None)
+        try:
+            m.mount("cgroup", fd_target(fd), "cgroup2", opts.flags & ~m.MS_PROPAGATION, opts.data)
+            bound = False
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EBUSY):
+                raise fail(f"mount cgroup2 on {dest}", e) from None
+            try:
+                m.mount("/sys/fs/cgroup", fd_target(fd), None, m.MS_BIND | m.MS_REC)
+            except OSError as e2:
+                raise fail(f"mount cgroup2 on {dest} (refused, and binding the host's "
+                           "/sys/fs/cgroup failed too)", e2) from None
+            bound = True
+    finally:
+        os.close(fd)
+    apply_after(root_fd, rel, dest, opts, remount=bound)
 
 
 def _comount_links(root_fd: int, rel: str, subsys: str) -> None:
