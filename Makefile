@@ -15,9 +15,9 @@ ifneq ($(shell cat $(VENV)/.created),$(PYTHON))
 $(shell rm -rf $(VENV))
 endif
 endif
-# What the whole suite drives: the real callers (e2e, CRI) and the pure cgroup v2 guest (tests/vm;
-# apparmor gives the guest its apparmor_parser).
-TEST_APT_PACKAGES := podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor
+# What the whole suite drives: the real callers (e2e, CRI), rootless use (uidmap, slirp4netns,
+# fuse-overlayfs) and the pure cgroup v2 guest (tests/vm; apparmor gives it apparmor_parser).
+TEST_APT_PACKAGES := podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor uidmap slirp4netns fuse-overlayfs
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt

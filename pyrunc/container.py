@@ -33,6 +33,7 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
+        self.is_rootless = False  # resolved from `rootless` by create (pyrunc/rootless.py)
         self.subreaper = subreaper
         self.detach = detach
         self.console_master: int | None = None  # set by create for a foreground `run` with a tty
@@ -135,7 +136,9 @@ class Container:
 
     def signal(self, sig: int, *, all_processes: bool = False) -> None:
         status = self.status()
-        if all_processes and self.cgroup is not None:
+        # Rootless without a writable cgroup there is no list of processes: the init is signalled
+        # (SIGKILL to PID 1 of its pid namespace ends them all).
+        if all_processes and self.cgroup is not None and self.cgroup.paths():
             if status == "stopped" and not self.cgroup.exists():
                 return
             self.cgroup.signal_all(sig)

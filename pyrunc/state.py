@@ -27,11 +27,13 @@ MAX_ID = 1024
 
 
 def default_root() -> str:
-    """runc's rule with our own name: /run/pyrunc for root, else $XDG_RUNTIME_DIR/pyrunc."""
-    if os.geteuid() == 0:
+    """runc's rule with our own name: /run/pyrunc for root, $XDG_RUNTIME_DIR/pyrunc when rootless
+    (pyrunc/rootless.py); root in the initial user namespace reads no file to know it."""
+    if os.geteuid() == 0 and not os.environ.get("XDG_RUNTIME_DIR"):
         return DEFAULT_ROOT
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(xdg, "pyrunc") if xdg else DEFAULT_ROOT
+    from .rootless import state_root
+
+    return state_root(DEFAULT_ROOT)
 
 
 def check_id(cid: str) -> None:
@@ -55,11 +57,14 @@ class StateDir:
 
     def reserve(self) -> None:
         """Claim the id atomically: exactly one concurrent create wins the mkdir."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise AlreadyExists(self.id, step="create") from None
+        except OSError as e:  # an unwritable --root (or /run for a rootless caller without one)
+            raise PyruncError(f"state directory {e.filename}: {e.strerror}", step="create",
+                              container=self.id) from None
         os.chmod(self.path, 0o711)
         self.lock()
 

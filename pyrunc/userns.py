@@ -68,3 +68,80 @@ def idmap_fds(config: dict) -> dict[int, int]:
             os.close(fd)
         raise
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the container's own user namespace
+
+
+def needs_mapping_tool(mappings: list[dict], own_id: int) -> bool:
+    """An unprivileged writer may map only its own id, one line of size 1; anything else
+    goes through the setuid helpers (newuidmap/newgidmap) that check /etc/subuid, /etc/subgid."""
+    if len(mappings) != 1:
+        return True
+    only = mappings[0]
+    return int(only.get("size", 0)) != 1 or int(only.get("hostID", -1)) != own_id
+
+
+def write_mappings(pid: int, config: dict) -> None:
+    """uid_map and gid_map of stage 1's new user namespace, written from outside (its parent ns).
+
+    Root writes both files directly, as does an unprivileged caller that maps only its own
+    uid and gid (setgroups denied first: the kernel's condition for an unprivileged gid_map,
+    and the container then can never drop a group it was given). Multi-range or subordinate
+    mappings of an unprivileged caller go through newuidmap/newgidmap. Raises PyruncError.
+    """
+    lin = config.get("linux") or {}
+    uids, gids = lin.get("uidMappings") or [], lin.get("gidMappings") or []
+    if os.geteuid() != 0:
+        if not uids or not gids:
+            raise PyruncError("rootless: linux.uidMappings and linux.gidMappings are required",
+                              step="create user namespace")
+        if needs_mapping_tool(uids, os.geteuid()):
+            run_mapping_tool("newuidmap", pid, uids)
+        else:
+            write_map_file(pid, "uid_map", uids)
+        if needs_mapping_tool(gids, os.getegid()):
+            run_mapping_tool("newgidmap", pid, gids)
+        else:
+            write_map_file(pid, "setgroups", None)
+            write_map_file(pid, "gid_map", gids)
+        return
+    write_map_file(pid, "uid_map", uids)
+    write_map_file(pid, "gid_map", gids)
+
+
+def write_map_file(pid: int, name: str, mappings: list[dict] | None) -> None:
+    text = map_text(mappings) if mappings is not None else "deny\n"
+    try:
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise PyruncError(f"write {name} ({text.strip()!r}): {e.strerror}",
+                          step="create user namespace") from None
+
+
+def run_mapping_tool(tool: str, pid: int, mappings: list[dict]) -> None:
+    """newuidmap/newgidmap PID ID HOSTID SIZE...: their own one-line complaint becomes ours
+    (a range outside /etc/subuid, say)."""
+    import shutil
+    import subprocess
+
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if path is None:
+        raise PyruncError(f"{tool} not found: a rootless multi-id mapping needs it (Debian package "
+                          "uidmap)", step="create user namespace")
+    argv = [path, str(pid)]
+    for m in mappings:
+        argv += [str(m.get("containerID", 0)), str(m.get("hostID", 0)), str(m.get("size", 0))]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PyruncError(f"{tool}: {e}", step="create user namespace") from None
+    if done.returncode != 0:
+        why = " ".join(done.stderr.decode(errors="replace").split()) or f"exit status {done.returncode}"
+        raise PyruncError(f"{tool} {' '.join(argv[2:])}: {why}", step="create user namespace")

@@ -199,6 +199,26 @@ def check_keys(resources: dict) -> None:
                                       step="set cgroup resources")
 
 
+# Which linux.resources key writes to which controller's cgroup (v1 names; "unified" is v2).
+RESOURCE_OF = {"memory": "memory", "cpu": "cpu", "cpuacct": "cpu", "cpuset": "cpu",
+               "pids": "pids", "blkio": "blockIO", "io": "blockIO", "net_cls": "network",
+               "net_prio": "network", "rdma": "rdma", "hugetlb": "hugepageLimits",
+               "unified": "unified", "devices": "devices"}
+
+
+def rootless_refusal(controllers: list[str], *, keys: list[str] | None = None) -> str:
+    """runc's refusal in our words: a rootless container asked for a limit it has no cgroup for
+    (named by v1 controller, or by linux.resources key when there is no cgroup at all)."""
+    if keys is not None:
+        wanted = ", ".join(f"linux.resources.{k}" for k in sorted(keys))
+    else:
+        wanted = ", ".join(sorted({f"linux.resources.{RESOURCE_OF.get(c, c)} ({c} controller)"
+                                   for c in controllers}))
+    return (f"cannot set {wanted}: rootless, and the container could not create or join a "
+            "cgroup it may write to (needs cgroup v2 with a subtree delegated to this user; "
+            "or drop the limit)")
+
+
 def rdma_line(device: str, limits: dict) -> str:
     """``rdma.max`` line for one device: only the given limits are named."""
     parts = [device]

@@ -67,6 +67,10 @@ class V1Manager(Manager):
 
     def _freezer(self) -> str:
         d = self._paths.get("freezer")
+        if not d and self.rootless:
+            raise self._err("rootless, and the container has no freezer cgroup (none it may write "
+                            "to on this host): pausing needs cgroup v2 with a delegated subtree",
+                            "freeze")
         if not d:
             raise self._err("the freezer cgroup controller is not mounted", "freeze")
         return d
@@ -121,12 +125,26 @@ class V1Manager(Manager):
         self._run(ops)
 
     def _run(self, ops: list[Op]) -> None:
+        if self.rootless:
+            ops = self._rootless_ops(ops)
         missing = sorted({ctrl for ctrl, _, _ in ops if ctrl not in self._paths})
         if missing:
             raise self._err("linux.resources needs the cgroup controller(s) " + ", ".join(missing)
                             + ", which are not mounted on this host", STEP_SET)
         for ctrl, name, value in ops:
             write_file(self._paths[ctrl], name, value, step=STEP_SET, container=self.container_id)
+
+    def _rootless_ops(self, ops: list[Op]) -> list[Op]:
+        """Rootless, a hierarchy we could not write to was dropped (``_drop_if_rootless``): the
+        device rules are skipped there (a user namespace's devices are the host's bind mounts
+        anyway, as with runc); any limit aimed at it is refused, naming the resource."""
+        from pyrunc.cgroups import resources as res
+
+        ops = [op for op in ops if op[0] != "devices" or "devices" in self._paths]
+        missing = sorted({ctrl for ctrl, _, _ in ops if ctrl not in self._paths})
+        if missing:
+            raise self._err(res.rootless_refusal(missing), STEP_SET)
+        return ops
 
     def _has(self, ctrl: str, name: str) -> bool:
         d = self._paths.get(ctrl)

@@ -26,14 +26,18 @@ class V2Manager(Manager):
 
     @property
     def _dir(self) -> str:
-        return self._paths[KEY]
+        d = self._paths.get(KEY)
+        if d is None:  # rootless without a delegated subtree: create() dropped it
+            raise self._err("rootless, and the container has no cgroup (none it may write to: "
+                            "cgroup v2 needs a subtree delegated to this user)", "cgroup")
+        return d
 
     # ----- creation ----------------------------------------------------------------------------
     def create(self) -> None:
         """mkdir the cgroup, enabling the controllers in each ancestor's subtree_control."""
         mountpoint = self._mountpoints.get(KEY, "").rstrip("/")
         super().create()
-        if not mountpoint:
+        if not mountpoint or KEY not in self._paths:
             return
         parent = mountpoint
         for part in self._dir[len(mountpoint):].strip("/").split("/")[:-1]:
@@ -120,6 +124,11 @@ class V2Manager(Manager):
         from pyrunc.cgroups import resources as res
 
         res.check_keys(resources)
+        if KEY not in self._paths:  # rootless without a cgroup: only "no limits" is possible
+            wanted = [k for k, v in resources.items() if v and k != "devices"]
+            if wanted:
+                raise self._err(res.rootless_refusal([], keys=wanted), STEP_SET)
+            return
         ops: list[tuple[str, str]] = []
         ops += self._memory(resources.get("memory") or {})
         ops += self._cpu(resources.get("cpu") or {})

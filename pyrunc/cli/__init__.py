@@ -55,6 +55,8 @@ class Globals:
         self.log_format: str = opts["log_format"]
         self.systemd_cgroup: bool = opts["systemd_cgroup"]
         self.rootless: str = opts["rootless"]
+        if self.rootless not in ("auto", "true", "false"):
+            raise UsageError(f"invalid --rootless value {self.rootless!r}: expected auto, true or false")
         root = opts["root"]
         self.root_explicit = root is not None
         self.root = os.path.abspath(root) if root is not None else state.default_root()
@@ -68,12 +70,13 @@ def usage() -> str:
              "commands:"]
     lines += [f"   {name:<8} {text}" for name, text in COMMANDS.items()]
     lines += ["", "global options:",
-              "   --root value        root directory for storage of container state (default: /run/pyrunc)",
+              "   --root value        root directory for storage of container state (default: /run/pyrunc,\n"
+              "                       or $XDG_RUNTIME_DIR/pyrunc when rootless)",
               "   --log value         set the log file to write pyrunc logs to (default: stderr)",
               "   --log-format value  set the log format ('text' (default), or 'json')",
               "   --debug             enable debug logging",
               "   --systemd-cgroup    use systemd for cgroups (slice:prefix:name cgroupsPath)",
-              "   --rootless value    ignore cgroup permission errors ('true', 'false', or 'auto')",
+              "   --rootless value    run rootless: skip cgroups we may not write to ('true', 'false', or 'auto')",
               "   --version, -v       print the version",
               "   --help, -h          show help"]
     return "\n".join(lines) + "\n"

@@ -46,6 +46,8 @@ def default_config(rootless: bool) -> dict:
         mounts[-2] = {"destination": "/sys", "type": "none", "source": "/sys",
                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
         mounts.pop()
+        # gid 5 (tty) is not mapped in a single-id user namespace: devpts would refuse it.
+        mounts[2]["options"] = [o for o in mounts[2]["options"] if not o.startswith("gid=")]
     return {
         "ociVersion": OCI_VERSION,
         "process": {

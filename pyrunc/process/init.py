@@ -237,6 +237,13 @@ def set_rlimits(ctx: InitContext) -> None:
             raise PyruncError(f"unknown rlimit type {rl['type']}", step="set_rlimits")
         try:
             resource.setrlimit(res, (rl["soft"], rl["hard"]))
+        except PermissionError:
+            # Raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace, which a
+            # rootless runtime (and root on some hosts) lacks: only the caller's limits fit.
+            held = resource.getrlimit(res)[1]
+            raise PyruncError(f"setrlimit {rl['type']} {rl['soft']}:{rl['hard']}: the hard limit is "
+                              f"above the caller's ({'unlimited' if held < 0 else held}), which only "
+                              "CAP_SYS_RESOURCE may raise", step="set_rlimits") from None
         except (OSError, ValueError) as e:
             raise PyruncError(f"setrlimit {rl['type']} {rl['soft']}:{rl['hard']}: {e}",
                               step="set_rlimits") from None
@@ -247,10 +254,19 @@ def set_oom_score_adj(ctx: InitContext) -> None:
     adj = ctx.process.get("oomScoreAdj")
     if adj is None:
         return
+    held = adj
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(adj))
+        with open("/proc/self/oom_score_adj", "r+") as f:
+            held = int(f.read() or 0)
+            if held != adj:
+                f.seek(0)
+                f.write(str(adj))
+                f.flush()
     except OSError as e:
+        if isinstance(e, PermissionError) and adj < held:
+            raise PyruncError(f"set oom_score_adj {adj}: below the caller's ({held}), which needs "
+                              "CAP_SYS_RESOURCE (rootless, only raising it is allowed)",
+                              step="set_oom_score_adj") from None
         raise PyruncError(f"set oom_score_adj {adj}: {e.strerror}", step="set_oom_score_adj") from None
 
 
@@ -397,7 +413,7 @@ def switch_user(ctx: InitContext) -> None:
     """Exactly the configured groups (never the caller's), then gid, then uid, keeping caps."""
     user = ctx.process.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
-    os.setgroups(list(user.get("additionalGids") or []))
+    set_groups(list(user.get("additionalGids") or []))
     os.setresgid(gid, gid, gid)
     if uid != 0:
         linux.set_keepcaps(True)
@@ -408,6 +424,25 @@ def switch_user(ctx: InitContext) -> None:
         os.umask(user["umask"])
     else:
         os.umask(0o022)
+
+
+def set_groups(groups: list[int]) -> None:
+    """setgroups, unless this user namespace denies it (a rootless single-id mapping, see
+    userns.write_mappings): then no group list can be set, and none is held beyond our gid."""
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        try:
+            with open("/proc/self/setgroups", "rb") as f:
+                denied = f.read().strip() == b"deny"
+        except OSError:
+            denied = False
+        if not denied:
+            raise
+        if groups:
+            raise PyruncError(f"cannot set process.user.additionalGids {groups}: setgroups is denied "
+                              "in this user namespace (a rootless single-id mapping; map "
+                              "subordinate gids with newgidmap to allow it)", step="switch_user") from None
 
 
 def set_capabilities(ctx: InitContext) -> None:
@@ -442,6 +477,16 @@ def set_final_cpu_affinity(ctx: InitContext) -> None:
     final = (ctx.process.get("execCPUAffinity") or {}).get("final")
     if final:
         scheduling.apply_affinity(final, "final")
+
+
+def let_owner_join(ctx: InitContext) -> None:
+    """An unprivileged caller must be able to open our namespaces for `exec` before `start`: our
+    memory still belongs to the initial user namespace (the runtime's python, not yet the
+    program), where an unprivileged caller has no CAP_SYS_PTRACE, so while non-dumpable our
+    /proc files are root's. Everything is set up by now (pivot_root, capabilities, seccomp), and
+    whoever can ptrace us is the same unprivileged user; runc's init waits dumpable too."""
+    if ctx.unprivileged_caller:
+        linux.set_dumpable(True)
 
 
 def report_ready(ctx: InitContext) -> None:
@@ -545,6 +590,7 @@ STEPS = (
     set_no_new_privileges,
     apply_lsm_labels,
     set_personality,
+    let_owner_join,
     report_ready,
     wait_for_start,
     run_start_hooks,

@@ -16,14 +16,14 @@ import os
 import stat
 import time
 
-from .. import OCI_VERSION, linux, log, namespaces, proc
+from .. import OCI_VERSION, linux, log, namespaces, proc, rootless
 from ..errors import CgroupError, ChildError, PyruncError
 from ..hooks import preload_for_hooks, run_hooks, run_hooks_warn
 from ..log import rfc3339
 from ..security import capabilities
 from ..spec import load_config
 from ..state import StateDir, write_pid_file
-from ..userns import idmap_fds
+from ..userns import idmap_fds, write_mappings
 from . import execfifo
 from .channel import Channel
 from .stage1 import InitContext, stage1
@@ -33,6 +33,10 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
     """Create container `cid`; return the state record. Raises PyruncError, leaving nothing."""
     config = load_config(opts.bundle, container=cid)
     rootfs = resolve_rootfs(config, opts.bundle, cid)
+    opts.is_rootless = rootless.detect(opts.rootless)
+    if opts.is_rootless:
+        rootless.check_config(config, cid)
+        rootless.check_rootfs(rootfs, cid)
     check_supported(config, opts, cid)
     ns_plan = namespaces.Plan((config.get("linux") or {}).get("namespaces") or [])
     caps = capabilities.plan((config.get("process") or {}).get("capabilities"))
@@ -81,6 +85,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
                           preserve_fds=listen_fds_passed(config) + opts.preserve_fds)
         pass_notify_socket(config)
         ctx.seccomp = seccomp
+        ctx.unprivileged_caller = os.geteuid() != 0
         ctx.fault_step = FAULT
         if log.get().min_level == 0:
             ctx.timeline = []
@@ -106,7 +111,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         fault_point("fork")
         msg = parent_chan.recv()
         if msg["type"] == "userns":
-            write_id_mappings(stage1_pid, config)
+            write_mappings(stage1_pid, config)
             parent_chan.send("userns_done")
             msg = parent_chan.recv()
         if msg["type"] != "pid":
@@ -290,7 +295,7 @@ def make_cgroup(config: dict, cid: str, opts):
 
     lin = config.get("linux") or {}
     mgr = create_manager(lin.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
-                         rootless=opts.rootless == "true")
+                         rootless=opts.is_rootless)
     mgr.create()
     return mgr
 
@@ -352,22 +357,6 @@ def move_init(mgr, init_pid: int, chan: Channel) -> None:
         if isinstance(e.__cause__, ProcessLookupError):
             chan.recv()  # raises the init's error (or "exited before reporting")
         raise
-
-
-def write_id_mappings(pid: int, config: dict) -> None:
-    """uid_map and gid_map of a new user namespace, written from outside (we are its parent ns)."""
-    lin = config.get("linux") or {}
-    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in lin.get(key) or [])
-        try:
-            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise PyruncError(f"write {name} ({text.strip()!r}): {e.strerror}",
-                              step="create user namespace") from None
 
 
 def cgroup_resources(config: dict) -> dict:

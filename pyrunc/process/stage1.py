@@ -58,6 +58,8 @@ class InitContext:
         self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
         self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
         self.env: dict[str, str] = {}
+        # Not root in the initial user namespace (init.let_owner_join): rootless without privileges.
+        self.unprivileged_caller = False
         self.in_cgroup = False  # "cgroup_joined" received: placed, resources written
         # Placement at birth, when the parent chose it (parent.plan_cgroup_birth): stage 1 was
         # cloned into the cgroup2 directory and writes "0" to the tasks file of each of these.
@@ -160,8 +162,14 @@ def create_user_namespace(ctx: InitContext) -> None:
         linux.unshare(linux.CLONE_NEWUSER)
     except OSError as e:
         raise PyruncError(f"unshare user namespace: {e.strerror}", step="create user namespace") from None
-    ctx.chan.send("userns")
-    ctx.chan.expect("userns_done")
+    # Dumpable while the parent writes our maps: a non-dumpable process's /proc files belong to
+    # root, which an unprivileged parent (and newuidmap's owner check) is not.
+    linux.set_dumpable(True)
+    try:
+        ctx.chan.send("userns")
+        ctx.chan.expect("userns_done")
+    finally:
+        linux.set_dumpable(False)
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
 

@@ -283,16 +283,51 @@ def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str
         try:
             m.mount(source, fd_target(fd), mtype, flags, data)
         except OSError as e:
-            raise fail(f"mount {mtype} on {dest}", e) from None
+            if e.errno != errno.EPERM or mtype not in HOST_COPY:
+                raise fail(f"mount {mtype} on {dest}", e) from None
+            bind_host_copy(fd, mtype, flags, dest)
+            os.close(fd)
+            fd = -1
+            apply_after(root_fd, rel, dest, opts, remount=True)
+            if flags & m.MS_RDONLY:
+                make_read_only_below(root_fd, rel, dest)
+            return
     except BaseException:
         if covered is not None:
             os.close(covered)
         raise
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     if covered is not None:
         copy_up(root_fd, rel, dest, covered, opts.flags & ~m.MS_PROPAGATION, keep_mode=existed)
     apply_after(root_fd, rel, dest, opts, remount=False)
+
+
+# A new sysfs needs a network namespace owned by our user namespace, a new mqueue an IPC one;
+# without them (rootless, sharing the host's) the kernel says EPERM and runc binds the host's.
+HOST_COPY = {"sysfs": "/sys", "mqueue": "/dev/mqueue"}
+
+
+def make_read_only_below(root_fd: int, rel: str, dest: str) -> None:
+    """The host's submounts came along with a recursive bind: read-only too."""
+    fd = reopen_after_mount(root_fd, rel, dest)
+    try:
+        m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, m.MOUNT_ATTR_RDONLY, 0)
+    except OSError as e:
+        raise fail(f"make {dest} read-only recursively", e) from None
+    finally:
+        os.close(fd)
+
+
+def bind_host_copy(fd: int, mtype: str, flags: int, dest: str) -> None:
+    """Recursive bind of the host's mount instead of a new one; the caller remounts it with
+    the mount's flags (read-only stays read-only, recursively)."""
+    try:
+        m.mount(HOST_COPY[mtype], fd_target(fd), None, m.MS_BIND | m.MS_REC)
+    except OSError as e:
+        raise fail(f"mount {mtype} on {dest} (refused, and binding the host's {HOST_COPY[mtype]} "
+                   "failed too)", e) from None
 
 
 def _exists(root_fd: int, dest: str) -> bool:
@@ -450,7 +485,7 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
     except OSError as e:
         raise fail("inspect host /sys/fs/cgroup", e) from None
     if unified:
-        mount_fs(root_fd, dict(mnt, type="cgroup2", source="cgroup"), opts, None)
+        mount_cgroup2(root_fd, mnt, opts)
         return
     try:
         hierarchies = cgroup_v1_hierarchies(read_mountinfo())
@@ -507,6 +542,31 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
             raise fail(f"change propagation of {dest}", e) from None
         finally:
             os.close(fd)
+
+
+def mount_cgroup2(root_fd: int, mnt: dict, opts: mopts.MountOptions) -> None:
+    """A new cgroup2 mount; in a user namespace without a cgroup namespace of its own the kernel
+    refuses it (EPERM, or EBUSY where the rbind'd host /sys already has one there), and, as runc
+    does, the host's /sys/fs/cgroup is bound instead (read-only when the mount says so)."""
+    dest = mnt["destination"]
+    fd, rel = open_mountpoint(root_fd, dest, as_file=False)
+    try:
+        check_proc_policy(rel, "cgroup2", None)
+        try:
+            m.mount("cgroup", fd_target(fd), "cgroup2", opts.flags & ~m.MS_PROPAGATION, opts.data)
+            bound = False
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EBUSY):
+                raise fail(f"mount cgroup2 on {dest}", e) from None
+            try:
+                m.mount("/sys/fs/cgroup", fd_target(fd), None, m.MS_BIND | m.MS_REC)
+            except OSError as e2:
+                raise fail(f"mount cgroup2 on {dest} (refused, and binding the host's "
+                           "/sys/fs/cgroup failed too)", e2) from None
+            bound = True
+    finally:
+        os.close(fd)
+    apply_after(root_fd, rel, dest, opts, remount=bound)
 
 
 def _comount_links(root_fd: int, rel: str, subsys: str) -> None:
