@@ -110,6 +110,11 @@ class SystemdManager(V2Manager):
         self._systemd(STEP_CREATE)
         self._made = True
 
+    def exists(self) -> bool:
+        """A create whose unit never started has no cgroup, whatever a directory of that name
+        holds: it is another container's (a unit that already existed), never to be signalled."""
+        return not (self._made and not self._started) and super().exists()
+
     def can_place_at_birth(self) -> bool:
         """Only into a unit that already exists (``exec``), never during create."""
         return not (self._made and not self._started) and os.path.isdir(self._dir)

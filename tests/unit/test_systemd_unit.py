@@ -284,9 +284,12 @@ def test_unit_exists_is_an_error_and_not_stopped(v2_layout) -> None:
     layout, mp = v2_layout
     bus = FakeBus(mp / "system.slice/runc-c1.scope", start_error="org.freedesktop.systemd1.UnitExists")
     m = make(layout, bus, "")
+    (mp / "system.slice/runc-c1.scope").mkdir(parents=True)  # the other unit's cgroup
     with pytest.raises(CgroupError, match="unit runc-c1.scope already exists"):
         m.apply(os.getpid())
+    assert not m.exists()  # so create's cleanup signals nothing in there
     m.destroy()  # the existing unit is someone else's
+    assert (mp / "system.slice/runc-c1.scope").is_dir()
     assert [c[0] for c in bus.calls] == ["start"]
 
 
