@@ -246,6 +246,8 @@ def device_properties(entries: list[dict], devices_file: str = "/proc/devices") 
     from pyrunc.cgroups.devices_bpf import effective_rules
 
     default_allow, rules = effective_rules(entries)
+    if default_allow and not any(r.resets and r.allow for r in _rules(entries)):
+        default_allow = False  # no "allow all" rule: systemd starts from deny-all, as runc tells it
     strict = [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", []))]
     if default_allow:
         if any(not r.allow for r in rules):
@@ -285,6 +287,12 @@ def device_properties(entries: list[dict], devices_file: str = "/proc/devices") 
         else:
             out.append((f"/dev/{kind}/{major}:{minor}", access))
     return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", out))]
+
+
+def _rules(entries: list[dict]) -> list:
+    from pyrunc.cgroups.devices_bpf import Rule
+
+    return [Rule(e) for e in entries]
 
 
 def device_groups(devices_file: str = "/proc/devices") -> dict[tuple[str, int], str]:

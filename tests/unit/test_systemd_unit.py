@@ -192,9 +192,13 @@ def test_device_properties_denies_and_allow_all(tmp_path: Path) -> None:
     assert dict(su.device_properties(rules, str(f))[-1][1][1]) == {"/dev/char/1:5": "rm"}
     assert su.device_properties([{"allow": True, "access": "rwm"}], str(f)) == [
         ("DevicePolicy", ("s", "auto")), ("DeviceAllow", ("a(ss)", []))]
-    # allow-by-default with a deny in it: not expressible, strict and empty (the eBPF program decides)
-    assert su.device_properties([{"allow": False, "type": "c", "major": 1, "minor": 5}], str(f)) == [
+    # allow-all with a deny after it: not expressible, strict and empty (the eBPF program decides)
+    assert su.device_properties([{"allow": True, "access": "rwm"},
+                                 {"allow": False, "type": "c", "major": 1, "minor": 5}], str(f)) == [
         ("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", []))]
+    # no rule for everything at all: systemd starts from deny-all (runc's emulator does too)
+    assert su.device_properties([{"allow": True, "type": "c", "major": 1, "minor": 3}], str(f)) == [
+        ("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", [("/dev/char/1:3", "rwm")]))]
 
 
 # ----------------------------------------------------------------------------- the manager
