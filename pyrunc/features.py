@@ -35,7 +35,7 @@ def document() -> dict:
             "namespaces": list(NAMESPACES),
             "capabilities": ["CAP_" + n for n in NAMES[: last_cap() + 1]],
             "cgroup": {"v1": mode in ("v1", "hybrid"), "v2": mode in ("v2", "hybrid"),
-                       "systemd": False, "systemdUser": False, "rdma": True},
+                       "systemd": mode == "v2", "systemdUser": False, "rdma": True},  # systemd: cgroups/systemd.py
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS),
                         "operators": sorted(seccomp.OPERATORS), "archs": sorted(seccomp.ARCHES),
                         "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(seccomp.FLAGS)},

@@ -34,6 +34,7 @@ FREEZER = {
     "v1": ("freezer", "freezer.state", "FROZEN"),
     "hybrid": ("freezer", "freezer.state", "FROZEN"),  # the freezer is a v1 hierarchy there
     "v2": ("unified", "cgroup.freeze", "1"),  # asked to freeze (a frozen parent is not our pause)
+    "systemd": ("unified", "cgroup.freeze", "1"),  # the unit's cgroup2 directory (cgroup v2 hosts)
 }
 
 
@@ -58,20 +59,6 @@ def _drivers() -> dict[str, type[Manager]]:
     return {"v1": V1Manager, "v2": V2Manager, "hybrid": HybridManager}
 
 
-def _check_systemd(cgroups_path: str | None, container_id: str) -> None:
-    """Validate a systemd-style path and refuse: the D-Bus driver is not implemented yet."""
-    if cgroups_path and len(cgroups_path.split(":")) != 3:
-        raise CgroupError(f'expected cgroupsPath to be of format "slice:prefix:name" for systemd '
-                          f'cgroups, got "{cgroups_path}" instead', step="create cgroup", container=container_id)
-    from pyrunc.cgroups import detect
-
-    if not detect.systemd_running():
-        raise CgroupError("systemd cgroup driver requested (--systemd-cgroup) but systemd is not "
-                          "running as PID 1 on this host", step="create cgroup", container=container_id)
-    raise CgroupError("the systemd cgroup driver is not supported yet; run without --systemd-cgroup",
-                      step="create cgroup", container=container_id)
-
-
 def _parent(path: str) -> str:
     path = path.rstrip("/")
     cut = path.rfind("/")
@@ -85,11 +72,13 @@ def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool
     ``layout`` lets tests inject a fake hierarchy (mount points in tmp dirs);
     normally it is detected from /proc/self/mountinfo and /proc/self/cgroup.
     """
+    if systemd:  # a transient unit instead of our own directories (cgroups/systemd.py)
+        from pyrunc.cgroups.systemd import create_systemd_manager
+
+        return create_systemd_manager(cgroups_path, container_id, rootless=rootless, layout=layout)
     from pyrunc.cgroups import detect
     from pyrunc.cgroups.base import clean_path, join
 
-    if systemd:
-        _check_systemd(cgroups_path, container_id)
     if layout is None:
         layout = detect.detect()
     inner = clean_path(cgroups_path) if cgroups_path else clean_path(container_id)
@@ -119,6 +108,12 @@ def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool
 def load_manager(saved: dict) -> Manager:
     """Rebuild a manager from ``Manager.save()`` output; no detection, no filesystem access."""
     try:
+        if saved["driver"] == "systemd":
+            from pyrunc.cgroups.systemd import SystemdManager
+
+            manager = SystemdManager(saved.get("id", ""), saved["paths"], [], saved.get("mountpoints") or {},
+                                     unit=saved["unit"], slice_=saved.get("slice", ""))
+            return manager
         cls = _drivers()[saved["driver"]]
         manager = cls(saved.get("id", ""), saved["paths"], saved.get("created") or [],
                       saved.get("mountpoints") or {})

@@ -221,9 +221,15 @@ class Manager:
         v1 = sorted({d for key, d in self._paths.items() if key != "unified"})
         return v1, self._paths.get("unified")
 
-    def apply(self, pid: int) -> None:
+    def can_place_at_birth(self) -> bool:
+        """Can a new process be born in the cgroup (``birth_plan``)? Not while a systemd unit
+        that will own the cgroup does not exist yet (cgroups/systemd.py)."""
+        return True
+
+    def apply(self, pid: int, resources: dict | None = None) -> None:
         """Move ``pid`` into the container cgroup of every hierarchy (creating it unless this
-        manager already did: a second round of mkdirs costs create ~1 ms)."""
+        manager already did: a second round of mkdirs costs create ~1 ms). ``resources``, the
+        ones ``set`` will write next, matter only to the systemd driver's unit."""
         if not self._made:
             self.create()
         for _, d in self._dirs():

@@ -296,7 +296,7 @@ def _stats_v2(d: str) -> dict:
 def collect(manager: Manager) -> dict:
     """The ``data`` object of a runc stats event for the container cgroup of ``manager``."""
     paths = manager.paths()
-    data = _stats_v2(paths["unified"]) if manager.driver == "v2" else _stats_v1(paths)
+    data = _stats_v2(paths["unified"]) if manager.driver in ("v2", "systemd") else _stats_v1(paths)
     data["intel_rdt"] = {}
     data["network_interfaces"] = None
     return data
@@ -317,7 +317,7 @@ class OomWatcher:
         self._v2_dir: str | None = None
         self._oom_kills = 0
         paths = manager.paths()
-        if manager.driver == "v2":
+        if manager.driver in ("v2", "systemd"):
             self._v2_dir = paths.get("unified")
             try:
                 self._events_fd = os.open(f"{self._v2_dir}/memory.events", os.O_RDONLY | os.O_CLOEXEC)

@@ -106,7 +106,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         join_fds = []
         if cgroup2_fd is not None:
             os.close(cgroup2_fd)
-        if mgr is not None and not birth:
+        if mgr is not None and not birth and mgr.can_place_at_birth():  # systemd: the init's pid starts the unit
             start_cgroup_move(mgr, stage1_pid)
         fault_point("fork")
         msg = parent_chan.recv()
@@ -118,9 +118,10 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
             raise ChildError(f"expected 'pid' from stage 1, got {msg['type']!r}", step="sync")
         init_pid = msg["pid"]
         if mgr is not None:
+            resources = cgroup_resources(config)
             if not (birth and born and msg.get("placed")):
-                move_init(mgr, init_pid, parent_chan)
-            mgr.set(cgroup_resources(config))
+                move_init(mgr, init_pid, parent_chan, resources)
+            mgr.set(resources)
         parent_chan.send("cgroup_joined")  # an init that failed meanwhile: send raises its error
         if (config.get("linux") or {}).get("netDevices"):
             from ..netdevices import move_devices
@@ -307,8 +308,9 @@ def plan_cgroup_birth(mgr, ctx) -> tuple[bool, int | None]:
     grace period, is then on the way to the container.
 
     Not rootless: apply() skips the hierarchies we may not write to, which this cannot know.
+    Not into a systemd unit that does not exist yet: the init's pid starts it (cgroups/systemd.py).
     """
-    if mgr is None or mgr.rootless:
+    if mgr is None or mgr.rootless or not mgr.can_place_at_birth():
         return False, None
     v1_dirs, cgroup2 = mgr.birth_plan()
     fd = None
@@ -348,11 +350,11 @@ def start_cgroup_move(mgr, stage1_pid: int) -> None:
             raise
 
 
-def move_init(mgr, init_pid: int, chan: Channel) -> None:
+def move_init(mgr, init_pid: int, chan: Channel, resources: dict | None = None) -> None:
     """Move the init into the cgroup. It sets up its rootfs meanwhile and may already have
     failed and exited (a bad mount, say): then its own report is the error, not our ESRCH."""
     try:
-        mgr.apply(init_pid)
+        mgr.apply(init_pid, resources)
     except CgroupError as e:
         if isinstance(e.__cause__, ProcessLookupError):
             chan.recv()  # raises the init's error (or "exited before reporting")

@@ -86,6 +86,9 @@ def test_systemd_driver_refused_clearly(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(detect, "systemd_running", lambda: False)
     with pytest.raises(CgroupError, match="systemd is not running as PID 1"):
         create_manager("system.slice:runc:t1", "t1", systemd=True, layout=layout)
+    monkeypatch.setattr(detect, "systemd_running", lambda: True)
+    with pytest.raises(CgroupError, match="only supported on cgroup v2 hosts; this host's cgroups are v1"):
+        create_manager("system.slice:runc:t1", "t1", systemd=True, layout=layout)
 
 
 # ------------------------------------------------------------------------------- create/destroy

@@ -1,0 +1,156 @@
+"""Talking to systemd over D-Bus (jeepney), for the systemd cgroup driver only.
+
+jeepney is pure Python (no libdbus, no GLib main loop) and blocking I/O is
+all a short-lived runtime command needs. It is imported here and nowhere
+else, and this module only by ``cgroups/systemd.py``: commands run without
+``--systemd-cgroup`` never load it (tests/unit guards the hot path's imports).
+
+Where systemd is reached:
+
+* the system bus (``$DBUS_SYSTEM_BUS_ADDRESS``, else /run/dbus/system_bus_socket),
+  the usual way and what runc does;
+* as root, systemd's private socket /run/systemd/private when no bus daemon
+  runs (a minimal host, early boot). It is a direct peer connection: there
+  is no ``Hello`` and no match rules; systemd sends its signals straight to
+  a peer that called ``Subscribe``.
+
+Jobs: ``StartTransientUnit`` and ``StopUnit`` return a job path at once; the
+unit is only there when the job is done. The ``JobRemoved`` signal carries
+the job's result ("done", "failed", "timeout", ...). The filter is in place
+before the call, so a signal that overtakes the method's reply is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+
+from jeepney import DBusAddress, HeaderFields, MatchRule, MessageType, new_method_call
+from jeepney.bus_messages import message_bus
+from jeepney.io.blocking import DBusConnection, DBusConnectionBase, open_dbus_connection, prep_socket
+from jeepney.io.common import MessageFilters
+
+from pyrunc.errors import CgroupError
+
+SYSTEMD = DBusAddress("/org/freedesktop/systemd1", bus_name="org.freedesktop.systemd1",
+                      interface="org.freedesktop.systemd1.Manager")
+PRIVATE_SOCKET = "/run/systemd/private"
+# How long a job may take (runc waits 30 s too); method replies are much faster.
+JOB_TIMEOUT = 30.0
+CALL_TIMEOUT = 25.0
+NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
+UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
+
+
+class SystemdBusError(CgroupError):
+    """A D-Bus error reply from systemd; ``name`` is its D-Bus error name."""
+
+    def __init__(self, name: str, text: str, step: str):
+        super().__init__(f"systemd: {text} ({name})", step=step)
+        self.name = name
+
+
+class _PeerConnection(DBusConnection):
+    """A connection to a peer that is not a bus daemon: no ``Hello`` (systemd's private socket)."""
+
+    def __init__(self, sock):
+        DBusConnectionBase.__init__(self, sock)
+        self._filters = MessageFilters()
+
+
+def _job_rule() -> MatchRule:
+    return MatchRule(type="signal", interface=SYSTEMD.interface, member="JobRemoved",
+                     path=SYSTEMD.object_path)
+
+
+class Systemd:
+    """One connection to systemd's manager object; ``close()`` when done."""
+
+    def __init__(self, step: str = "connect to systemd"):
+        self.conn = self._connect(step)
+        self._jobs: deque = deque()
+        self._filter = self.conn.filter(_job_rule(), queue=self._jobs)
+        self.call("Subscribe", "", (), step=step)
+
+    @staticmethod
+    def _connect(step: str):
+        errors = []
+        try:
+            conn = open_dbus_connection(bus="SYSTEM", auth_timeout=5.0)
+        except Exception as e:  # OSError, auth failures, a bad address: all mean "not this way"
+            errors.append(f"system bus: {e}")
+        else:
+            try:
+                rule = MatchRule(type="signal", sender=SYSTEMD.bus_name, interface=SYSTEMD.interface,
+                                 member="JobRemoved", path=SYSTEMD.object_path)
+                conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=CALL_TIMEOUT)
+                return conn
+            except Exception as e:
+                conn.close()
+                errors.append(f"system bus: {e}")
+        if os.geteuid() == 0:
+            try:
+                sock = prep_socket(PRIVATE_SOCKET, timeout=5.0)
+                return _PeerConnection(sock)
+            except Exception as e:
+                errors.append(f"{PRIVATE_SOCKET}: {e}")
+        raise CgroupError("cannot reach systemd over D-Bus (" + "; ".join(errors) + ")", step=step)
+
+    def close(self) -> None:
+        try:
+            self._filter.close()
+        finally:
+            self.conn.close()
+
+    # ----- calls -------------------------------------------------------------------------------
+    def call(self, method: str, signature: str, body: tuple, *, step: str):
+        """Call a Manager method; return the reply's body or raise ``SystemdBusError``."""
+        msg = new_method_call(SYSTEMD, method, signature or None, body)
+        try:
+            reply = self.conn.send_and_get_reply(msg, timeout=CALL_TIMEOUT)
+        except TimeoutError:
+            raise CgroupError(f"systemd did not answer {method} within {CALL_TIMEOUT:.0f} s",
+                              step=step) from None
+        except OSError as e:
+            raise CgroupError(f"D-Bus connection to systemd lost during {method}: {e}", step=step) from e
+        if reply.header.message_type == MessageType.error:
+            name = reply.header.fields.get(HeaderFields.error_name, "")
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else method + " failed"
+            raise SystemdBusError(name, text, step)
+        return reply.body
+
+    def run_job(self, method: str, signature: str, body: tuple, *, step: str,
+                timeout: float = JOB_TIMEOUT) -> str:
+        """Call a method that queues a job and wait for the job's result ("done", "failed", ...)."""
+        job = self.call(method, signature, body, step=step)[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._jobs:
+                sig = self._jobs.popleft()
+                if sig.body[1] == job:
+                    return sig.body[3]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CgroupError(f"timed out after {timeout:.0f} s waiting for systemd's job {job} "
+                                  f"({method} {body[0]})", step=step)
+            try:
+                self.conn.recv_messages(timeout=remaining)
+            except TimeoutError:
+                continue
+            except OSError as e:
+                raise CgroupError(f"D-Bus connection to systemd lost waiting for {job}: {e}",
+                                  step=step) from e
+
+    def start_transient_unit(self, unit: str, properties: list, *, step: str) -> str:
+        return self.run_job("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", properties, []),
+                            step=step)
+
+    def stop_unit(self, unit: str, *, step: str) -> str:
+        return self.run_job("StopUnit", "ss", (unit, "replace"), step=step)
+
+    def set_unit_properties(self, unit: str, properties: list, *, step: str) -> None:
+        self.call("SetUnitProperties", "sba(sv)", (unit, True, properties), step=step)
+
+    def reset_failed_unit(self, unit: str, *, step: str) -> None:
+        self.call("ResetFailedUnit", "s", (unit,), step=step)
