@@ -59,6 +59,38 @@ class _PeerConnection(DBusConnection):
         self._filters = MessageFilters()
 
 
+PEER = DBusAddress("/org/freedesktop/systemd1", bus_name="org.freedesktop.systemd1",
+                   interface="org.freedesktop.DBus.Peer")
+# How long one Ping waits before the next one is sent to push the first along.
+WAKE_INTERVAL = 0.2
+
+
+def _wake_peer(conn: _PeerConnection, step: str) -> None:
+    """Ping systemd over a fresh private connection until it answers.
+
+    systemd 252 (Debian 12) leaves a message that reaches it in the same read
+    as the client's SASL ``BEGIN`` unprocessed until more bytes arrive; the
+    call then waits forever (seen in the --systemd guest: one connection in
+    ~15 lost its ``Subscribe``). Every further Ping is such a byte: the first
+    reply proves the connection is running, and later replies to the earlier
+    Pings are dropped as replies nobody waits for.
+    """
+    deadline = time.monotonic() + CALL_TIMEOUT
+    ping = new_method_call(PEER, "Ping")
+    while True:
+        try:
+            conn.send_and_get_reply(ping, timeout=WAKE_INTERVAL)
+            return
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                conn.close()
+                raise CgroupError(f"systemd did not answer on {PRIVATE_SOCKET} within {CALL_TIMEOUT:.0f} s",
+                                  step=step) from None
+        except OSError as e:
+            conn.close()
+            raise CgroupError(f"{PRIVATE_SOCKET}: {e}", step=step) from e
+
+
 def _job_rule() -> MatchRule:
     return MatchRule(type="signal", interface=SYSTEMD.interface, member="JobRemoved",
                      path=SYSTEMD.object_path)
@@ -91,10 +123,12 @@ class Systemd:
                 errors.append(f"system bus: {e}")
         if os.geteuid() == 0:
             try:
-                sock = prep_socket(PRIVATE_SOCKET, timeout=5.0)
-                return _PeerConnection(sock)
+                conn = _PeerConnection(prep_socket(PRIVATE_SOCKET, timeout=5.0))
             except Exception as e:
                 errors.append(f"{PRIVATE_SOCKET}: {e}")
+            else:
+                _wake_peer(conn, step)
+                return conn
         raise CgroupError("cannot reach systemd over D-Bus (" + "; ".join(errors) + ")", step=step)
 
     def close(self) -> None:
