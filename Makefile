@@ -17,7 +17,7 @@ endif
 endif
 # What the whole suite drives: the real callers (e2e, CRI), rootless use (uidmap, slirp4netns,
 # fuse-overlayfs) and the pure cgroup v2 guest (tests/vm; apparmor gives it apparmor_parser).
-TEST_APT_PACKAGES := podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor uidmap slirp4netns fuse-overlayfs
+TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor uidmap slirp4netns fuse-overlayfs
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt
