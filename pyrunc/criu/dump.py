@@ -13,8 +13,19 @@ import os
 
 from ..errors import PyruncError, WrongStatus
 from . import rpc
-from .common import (DESCRIPTORS, NS_KEYS, Conversation, CriuOptions, config_file_opt, device_paths,
-                     exit_text, find_criu, is_bind, namespace_paths, open_dir)
+from .common import (
+    DESCRIPTORS,
+    NS_KEYS,
+    Conversation,
+    CriuOptions,
+    config_file_opt,
+    device_paths,
+    exit_text,
+    find_criu,
+    is_bind,
+    namespace_paths,
+    open_dir,
+)
 
 LOG = "dump.log"
 

@@ -24,8 +24,18 @@ from ..errors import AlreadyExists, PyruncError
 from ..log import rfc3339
 from ..state import StateDir, check_id, write_pid_file
 from . import rpc
-from .common import DESCRIPTORS, NS_KEYS, Conversation, CriuOptions, config_file_opt, device_paths, \
-    find_criu, is_bind, namespace_paths, open_dir
+from .common import (
+    DESCRIPTORS,
+    NS_KEYS,
+    Conversation,
+    CriuOptions,
+    config_file_opt,
+    device_paths,
+    find_criu,
+    is_bind,
+    namespace_paths,
+    open_dir,
+)
 
 LOG = "restore.log"
 STEP = "restore"
