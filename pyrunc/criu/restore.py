@@ -99,6 +99,7 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
             "empty_ns": o.empty_ns_flags(), "orphan_pts_master": True, "auto_dedup": o.auto_dedup,
             "config_file": config_file_opt(config),
         }
+        private_root(rootfs)  # first: the directory fds CRIU uses must belong to this namespace
         img_fd = open_dir(o.image_path, "image directory", create=False)
         fds.append(img_fd)
         req_opts["images_dir_fd"] = img_fd
@@ -128,7 +129,6 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
         req_opts["join_ns"] = join or None
         req_opts["ext_mnt"] = restore_mounts(config, opts.bundle) or None
 
-        private_root(rootfs)
         log_path = os.path.join(o.log_dir, LOG)
         conv = Conversation(criu, log_path, "restore", extra_fds=extra, stdin_fd=0)
         resources = cgroup_resources(config)

@@ -1,0 +1,236 @@
+"""Checkpoint and restore with CRIU, pyrunc and runc side by side (the v2 guest: tests/vm/run.sh).
+
+The host's kernel makes CRIU refuse to run (tests/integration/test_checkpoint_host.py covers
+that); the guest's Debian kernel passes `criu check`. Bundles live on a tmpfs, as CRIU wants
+(the guest's /tmp is an overlay). Every dump and restore costs seconds under TCG, so each test
+covers several behaviours with as few of them as it can.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pyrunc.cgroups import detect
+from tests.conftest import Bundle
+
+pytestmark = [pytest.mark.vm, pytest.mark.root]
+
+CRIU = shutil.which("criu")
+
+
+def _criu_skip() -> str | None:
+    if os.geteuid() != 0 or detect.detect().mode != "v2":
+        return "needs root on a pure cgroup v2 host (tests/vm/run.sh)"
+    if not CRIU:
+        return "criu is not installed"
+    p = subprocess.run([CRIU, "check"], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        lines = (p.stderr or p.stdout).strip().splitlines()
+        return f"`criu check` fails here: {lines[-1] if lines else p.returncode}"
+    return None
+
+
+_reason = _criu_skip()
+if _reason:
+    pytest.skip(_reason, allow_module_level=True)
+
+COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done"
+
+
+@pytest.fixture
+def tbundle(bundle, tmp_path):
+    """The bundle copied onto a fresh tmpfs."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=True)
+    b = bundle.clone(mnt / "bundle")
+    b.config["process"]["args"] = ["sh", "-c", COUNTER]
+    yield b
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def count(b: Bundle) -> int:
+    for _ in range(50):
+        try:
+            return int((b.rootfs / "count").read_text())
+        except (OSError, ValueError):
+            time.sleep(0.05)  # between the truncate and the write
+    raise AssertionError("no count")
+
+
+def wait_count_above(b: Bundle, n: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        c = count(b)
+        if c > n:
+            return c
+        time.sleep(0.1)
+    raise AssertionError(f"counter stuck at {count(b)} (wanted > {n})")
+
+
+def cgroup_of(pid: int) -> Path:
+    line = Path(f"/proc/{pid}/cgroup").read_text().strip()
+    return Path("/sys/fs/cgroup" + line.split(":", 2)[2])
+
+
+def ok(p, what: str) -> None:
+    assert p.returncode == 0, f"{what} failed ({p.returncode}): {p.stderr.strip()}"
+
+
+def detached(runtime, *args: str, bundle: Bundle) -> subprocess.CompletedProcess:
+    """`run -d` / `restore -d` with stdio on a file inside the rootfs: CRIU dumps only files it
+    finds in the container's mount tree (a test harness's temp file on the host is not)."""
+    bundle.write()
+    for a in args[1:]:
+        if not a.startswith("-"):
+            runtime.ids.add(a)
+    log = bundle.rootfs / "stdio.log"
+    with open(log, "a") as out:
+        start = out.tell()
+        p = subprocess.run(runtime.cmd(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                           cwd=str(bundle.path), timeout=120)
+    with open(log) as f:
+        f.seek(start)
+        return subprocess.CompletedProcess(p.args, p.returncode, "", f.read())
+
+
+def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
+    """Dump (the container is gone afterwards, as runc does it), restore: the loop goes on from
+    where it was, in a cgroup with the config's limits; delete removes that cgroup."""
+    tbundle.config["linux"]["resources"] = {"pids": {"limit": 50}}
+    ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
+    before = wait_count_above(tbundle, 3)
+    img = tmp_path / "img"
+    ok(runtime("checkpoint", "--image-path", str(img), "c1"), "checkpoint")
+    assert runtime("state", "c1").returncode != 0  # destroyed, not `stopped` (runc 1.1)
+    frozen = count(tbundle)
+    assert frozen >= before
+    time.sleep(0.5)
+    assert count(tbundle) == frozen  # nothing runs while checkpointed
+    p = detached(runtime, "restore", "-d", "--image-path", str(img), "c1", bundle=tbundle)
+    ok(p, "restore")
+    st = runtime.state("c1")
+    assert st["status"] == "running"
+    after = wait_count_above(tbundle, frozen)
+    assert after > frozen  # continued from memory, not started again at 1
+    cg = cgroup_of(st["pid"])
+    assert (cg / "pids.max").read_text().strip() == "50"
+    ok(runtime("delete", "--force", "c1"), "delete")
+    assert not cg.exists()
+
+
+def test_leave_running_and_restore_under_a_new_id(runtime, tbundle, tmp_path):
+    ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
+    wait_count_above(tbundle, 3)
+    img = tmp_path / "img"
+    ok(runtime("checkpoint", "--leave-running", "--image-path", str(img), "c1"), "checkpoint")
+    assert runtime.state("c1")["status"] == "running"
+    at = wait_count_above(tbundle, count(tbundle))
+    ok(runtime("delete", "--force", "c1"), "delete")
+    p = detached(runtime, "restore", "-d", "--image-path", str(img), "c2", bundle=tbundle)
+    ok(p, "restore")
+    assert runtime.state("c2")["status"] == "running"
+    wait_count_above(tbundle, 0)
+    assert count(tbundle) < at + 200  # the checkpointed counter, resumed (not the later one)
+    ok(runtime("delete", "--force", "c2"), "delete")
+
+
+def test_pre_dump_then_dump_with_parent(runtime, tbundle, tmp_path):
+    ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
+    wait_count_above(tbundle, 3)
+    pre, final = tmp_path / "pre", tmp_path / "final"
+    ok(runtime("checkpoint", "--pre-dump", "--image-path", str(pre), "c1"), "pre-dump")
+    assert runtime.state("c1")["status"] == "running"
+    ok(runtime("checkpoint", "--image-path", str(final), "--parent-path", "../pre", "c1"), "dump")
+    assert (final / "parent").is_symlink()
+    frozen = count(tbundle)
+    ok(detached(runtime, "restore", "-d", "--image-path", str(final), "c1", bundle=tbundle), "restore")
+    wait_count_above(tbundle, frozen)
+    ok(runtime("delete", "--force", "c1"), "delete")
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 20) -> bytes:
+    import select
+
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf and time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+    return buf
+
+
+class ConsoleSocket:
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(2)
+        self.server.settimeout(60)
+
+    def take(self) -> int:
+        conn, _ = self.server.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+        conn.close()
+        return fds[0]
+
+
+def test_tty_through_the_console_socket(runtime, tbundle, tmp_path):
+    """A terminal container: CRIU hands the restored pty master over (orphan_pts_master) and it
+    goes to --console-socket; the restored shell answers on it."""
+    tbundle.config["process"]["terminal"] = True
+    tbundle.config["process"]["args"] = ["sh"]
+    cs = ConsoleSocket(tmp_path / "console.sock")
+    ok(detached(runtime, "run", "-d", "--console-socket", cs.path, "c1", bundle=tbundle), "run")
+    master = cs.take()
+    os.write(master, b"X=41; echo ready-$((X+1))\n")
+    assert b"ready-42" in read_until(master, b"ready-42")
+    img = tmp_path / "img"
+    ok(runtime("checkpoint", "--image-path", str(img), "c1"), "checkpoint")
+    os.close(master)
+    ok(detached(runtime, "restore", "-d", "--console-socket", cs.path, "--image-path", str(img), "c1",
+               bundle=tbundle), "restore")
+    master = cs.take()
+    os.write(master, b"echo again-$((X+2))\n")  # the shell's variable survived
+    out = read_until(master, b"again-43")
+    os.close(master)
+    assert b"again-43" in out, out
+    ok(runtime("delete", "--force", "c1"), "delete")
+
+
+TCP = ("sleep 100000 | nc -l -p 5000 > /received & sleep 1; "
+       "i=0; while true; do i=$((i+1)); echo $i; echo $i > /count; sleep 0.1; done | nc 127.0.0.1 5000")
+
+
+def test_tcp_connection_in_a_netns_survives_with_tcp_established(runtime, tbundle, tmp_path):
+    """An established connection inside the container's network namespace: refused without
+    --tcp-established, carried over with it (the data keeps flowing after restore)."""
+    tbundle.config["process"]["args"] = ["sh", "-c", TCP]
+    assert {"type": "network"} in tbundle.config["linux"]["namespaces"]
+    ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
+    wait_count_above(tbundle, 5)
+    img = tmp_path / "img"
+    p = runtime("checkpoint", "--leave-running", "--image-path", str(tmp_path / "no"), "c1")
+    assert p.returncode != 0  # CRIU: "Connected TCP socket, consider using --tcp-established"
+    ok(runtime("checkpoint", "--tcp-established", "--image-path", str(img), "c1"), "checkpoint")
+    received = len((tbundle.rootfs / "received").read_text().split())
+    ok(detached(runtime, "restore", "-d", "--tcp-established", "--image-path", str(img), "c1",
+               bundle=tbundle), "restore")
+    frozen = count(tbundle)
+    wait_count_above(tbundle, frozen + 5)
+    deadline = time.monotonic() + 20
+    while len((tbundle.rootfs / "received").read_text().split()) <= received + 5:
+        assert time.monotonic() < deadline, "no data over the restored connection"
+        time.sleep(0.1)
+    ok(runtime("delete", "--force", "c1"), "delete")
