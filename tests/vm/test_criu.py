@@ -41,6 +41,7 @@ _reason = _criu_skip()
 if _reason:
     pytest.skip(_reason, allow_module_level=True)
 
+HELD: list[int] = []  # our ends of the containers' stdio pipes
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done"
 
 
@@ -53,6 +54,8 @@ def tbundle(bundle, tmp_path):
     b = bundle.clone(mnt / "bundle")
     b.config["process"]["args"] = ["sh", "-c", COUNTER]
     yield b
+    while HELD:
+        os.close(HELD.pop())
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
@@ -85,20 +88,26 @@ def ok(p, what: str) -> None:
 
 
 def detached(runtime, *args: str, bundle: Bundle) -> subprocess.CompletedProcess:
-    """`run -d` / `restore -d` with stdio on a file inside the rootfs: CRIU dumps only files it
-    finds in the container's mount tree (a test harness's temp file on the host is not)."""
+    """`run -d` / `restore -d` with stdout and stderr on a pipe, as a shim gives them: the
+    container inherits it (CRIU records it as pipe:[N], restore plumbs the new one in). We read
+    what the runtime said once it exits, and keep our end open until the test ends."""
     bundle.write()
     for a in args[1:]:
         if not a.startswith("-"):
             runtime.ids.add(a)
-    log = bundle.rootfs / "stdio.log"
-    with open(log, "a") as out:
-        start = out.tell()
-        p = subprocess.run(runtime.cmd(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+    r, w = os.pipe()
+    try:
+        p = subprocess.run(runtime.cmd(*args), stdin=subprocess.DEVNULL, stdout=w, stderr=w,
                            cwd=str(bundle.path), timeout=120)
-    with open(log) as f:
-        f.seek(start)
-        return subprocess.CompletedProcess(p.args, p.returncode, "", f.read())
+    finally:
+        os.close(w)
+    HELD.append(r)
+    os.set_blocking(r, False)
+    try:
+        said = os.read(r, 65536).decode(errors="replace")
+    except BlockingIOError:
+        said = ""
+    return subprocess.CompletedProcess(p.args, p.returncode, "", said)
 
 
 def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
