@@ -148,7 +148,8 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
                     return
                 from ..console import send_master
 
-                send_master(console_sock, passed[0], "")
+                send_master(console_sock, passed[0], "orphan-pts-master")  # runc's name;
+                # an empty payload would drop the fd on a stream socket
 
         resp = conv.run({"type": rpc.RESTORE, "opts": req_opts}, on_notify)
         init_pid = (resp.get("restore") or {}).get("pid") or restored["pid"]

@@ -83,7 +83,10 @@ def cgroup_of(pid: int) -> Path:
     return Path("/sys/fs/cgroup" + line.split(":", 2)[2])
 
 
-def ok(p, what: str) -> None:
+def ok(p, what: str, log: Path | None = None) -> None:
+    if p.returncode != 0 and log is not None and log.exists():
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "Error" in line]
+        raise AssertionError(f"{what} failed ({p.returncode}): {p.stderr.strip()}\n" + "\n".join(errors[-5:]))
     assert p.returncode == 0, f"{what} failed ({p.returncode}): {p.stderr.strip()}"
 
 
@@ -235,7 +238,7 @@ def test_tcp_connection_in_a_netns_survives_with_tcp_established(runtime, tbundl
     ok(runtime("checkpoint", "--tcp-established", "--image-path", str(img), "c1"), "checkpoint")
     received = len((tbundle.rootfs / "received").read_text().split())
     ok(detached(runtime, "restore", "-d", "--tcp-established", "--image-path", str(img), "c1",
-               bundle=tbundle), "restore")
+               bundle=tbundle), "restore", img / "restore.log")
     frozen = count(tbundle)
     wait_count_above(tbundle, frozen + 5)
     deadline = time.monotonic() + 20
