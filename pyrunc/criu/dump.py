@@ -32,6 +32,15 @@ LOG = "dump.log"
 
 def checkpoint(c, o: CriuOptions, criu_path: str | None) -> None:
     """Checkpoint container ``c`` (loaded and locked). Raises PyruncError naming the step."""
+    try:
+        dump(c, o, criu_path)
+    except PyruncError as e:
+        e.container = c.id
+        e.step = e.step or "checkpoint"
+        raise
+
+
+def dump(c, o: CriuOptions, criu_path: str | None) -> None:
     status = c.status()
     if status in ("created", "stopped"):
         raise WrongStatus(f"cannot checkpoint a container in the {status} state", status=status,
@@ -101,10 +110,6 @@ def checkpoint(c, o: CriuOptions, criu_path: str | None) -> None:
         # (runc ignores that status too); after a DUMP a failed exit is a failure.
         if not o.pre_dump and status != 0:
             raise conv.failure(f"CRIU exited ({exit_text(status)}) after the dump")
-    except PyruncError as e:
-        e.container = c.id
-        e.step = e.step or "checkpoint"
-        raise
     finally:
         for fd in fds:
             os.close(fd)
