@@ -237,8 +237,15 @@ def test_tcp_connection_in_a_netns_survives_with_tcp_established(runtime, tbundl
     assert p.returncode != 0  # CRIU: "Connected TCP socket, consider using --tcp-established"
     ok(runtime("checkpoint", "--tcp-established", "--image-path", str(img), "c1"), "checkpoint")
     received = len((tbundle.rootfs / "received").read_text().split())
-    ok(detached(runtime, "restore", "-d", "--tcp-established", "--image-path", str(img), "c1",
-               bundle=tbundle), "restore", img / "restore.log")
+    p = detached(runtime, "restore", "-d", "--tcp-established", "--image-path", str(img), "c1",
+                 bundle=tbundle)
+    log = img / "restore.log"
+    if runtime.name == "runc" and p.returncode != 0 and "Network is unreachable" in log.read_text():
+        # Measured in this guest: runc 1.1.5's restore of the same images fails in CRIU
+        # ("soccr: Can't connect inet socket back: Network is unreachable"); pyrunc's passes.
+        pytest.xfail("runc 1.1.5 cannot restore an established TCP connection here (CRIU: "
+                     "Can't connect inet socket back: Network is unreachable)")
+    ok(p, "restore", log)
     frozen = count(tbundle)
     wait_count_above(tbundle, frozen + 5)
     deadline = time.monotonic() + 20
