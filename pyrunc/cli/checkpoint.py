@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ..container import Container
 from ..errors import PyruncError, UsageError
 from .args import Opt, exactly, parse
@@ -22,12 +24,19 @@ OPTIONS = [
     Opt("manage-cgroups-mode", True, default=None),
     Opt("empty-ns", True, multi=True),
     Opt("auto-dedup"),
+    Opt("help", short="h"),
 ]
 
 
 def run(argv: list[str], glob) -> int:
     p = parse(argv, OPTIONS, command="checkpoint")
+    if p.opts["help"]:  # podman asks `<runtime> checkpoint --help` whether C/R is supported
+        from .args import help_text
+
+        sys.stdout.write(help_text("checkpoint", "checkpoint a running container", OPTIONS))
+        return 0
     (cid,) = exactly(p, 1, "checkpoint", "[command options] <container-id>")
+    del p.opts["help"]
     try:
         p.opts["status_fd"] = int(p.opts["status_fd"])
     except ValueError:

@@ -7,6 +7,8 @@ on, then remove the container.
 
 from __future__ import annotations
 
+import sys
+
 from ..container import Container, CreateOptions
 from ..errors import PyruncError
 from .args import Opt, exactly, parse
@@ -30,11 +32,17 @@ OPTIONS = [
     Opt("console-socket", True, default=None),
     Opt("lsm-profile", True, default=None),
     Opt("lsm-mount-context", True, default=None),
+    Opt("help", short="h"),
 ]
 
 
 def run(argv: list[str], glob) -> int:
     p = parse(argv, OPTIONS, command="restore")
+    if p.opts["help"]:  # podman asks `<runtime> checkpoint --help` whether C/R is supported
+        from .args import help_text
+
+        sys.stdout.write(help_text("restore", "restore a container from a previous checkpoint", OPTIONS))
+        return 0
     (cid,) = exactly(p, 1, "restore", "[command options] <container-id>")
     from ..criu.common import CriuOptions
     from ..criu.restore import restore

@@ -253,3 +253,58 @@ def test_tcp_connection_in_a_netns_survives_with_tcp_established(runtime, tbundl
         assert time.monotonic() < deadline, "no data over the restored connection"
         time.sleep(0.1)
     ok(runtime("delete", "--force", "c1"), "delete")
+
+
+@pytest.fixture(scope="module")
+def podman(rootfs_template, tmp_path_factory):
+    """podman with its store on a tmpfs (vfs driver: the guest's root is an overlay), the busybox
+    rootfs imported as an image once for the module."""
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed")
+    store = tmp_path_factory.mktemp("podman")
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(store)], check=True)
+    base = ["podman", "--storage-driver", "vfs", "--root", str(store / "root"),
+            "--runroot", str(store / "run"), "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+
+    def call(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    tar = subprocess.Popen(["tar", "-C", str(rootfs_template), "-c", "."], stdout=subprocess.PIPE)
+    p = subprocess.run([*base, "import", "-", "localhost/criu-bb"], stdin=tar.stdout,
+                       capture_output=True, text=True, timeout=300)
+    tar.wait()
+    if p.returncode != 0:
+        pytest.skip(f"podman cannot import an image here: {p.stderr.strip()[-300:]}")
+    yield call
+    call("rm", "-a", "-f", "-t", "0")
+    subprocess.run(["umount", "-l", str(store)], check=False)
+
+
+def test_podman_container_checkpoint_and_restore(runtime, podman):
+    """podman drives the runtime's checkpoint and restore (it asks `checkpoint --help` first)."""
+    name = f"criu-{runtime.name}"
+    rt = ["--runtime", runtime.binary]
+    ok(podman(*rt, "run", "-d", "--name", name, "--network", "none", "localhost/criu-bb",
+              "sh", "-c", COUNTER), "podman run")
+    p = podman("mount", name)
+    ok(p, "podman mount")
+    rootfs = Path(p.stdout.strip())
+
+    def b_count() -> int:
+        return int((rootfs / "count").read_text().strip() or 0)
+
+    deadline = time.monotonic() + 30
+    while not (rootfs / "count").exists() or b_count() < 3:
+        assert time.monotonic() < deadline, "the counter never started"
+        time.sleep(0.1)
+    ok(podman(*rt, "container", "checkpoint", name), "podman container checkpoint")
+    frozen = b_count()
+    assert podman("inspect", "-f", "{{.State.Status}}", name).stdout.strip() == "exited"
+    ok(podman(*rt, "container", "restore", name), "podman container restore")
+    assert podman("inspect", "-f", "{{.State.Status}}", name).stdout.strip() == "running"
+    deadline = time.monotonic() + 30
+    while b_count() <= frozen:
+        assert time.monotonic() < deadline, f"counter stuck at {b_count()} after restore"
+        time.sleep(0.1)
+    ok(podman("rm", "-f", "-t", "0", name), "podman rm")
