@@ -166,6 +166,12 @@ class Conversation:
 
     def run(self, req: dict, on_notify=None) -> dict:
         """Send ``req`` and serve notifications until the answer; raise CriuFailed on failure."""
+        from .. import log
+
+        logger = log.get()
+        if logger.min_level == 0:
+            for key, value in sorted((req.get("opts") or {}).items()):
+                logger.debug(f"CRIU {self.what} option {key}: {value!r}")
         try:
             self.swrk.send(req)
         except OSError as e:

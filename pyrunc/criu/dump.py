@@ -134,7 +134,7 @@ def dump_mounts(config: dict, pid: int) -> list[dict]:
     out = []
     for mnt in config.get("mounts") or []:
         if is_bind(mnt):
-            dest = os.path.normpath("/" + mnt["destination"])
+            dest = os.path.normpath("/" + mnt["destination"].lstrip("/"))
             out.append({"key": dest, "val": dest})
     for path in (config.get("linux") or {}).get("maskedPaths") or []:
         try:

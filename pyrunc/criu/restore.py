@@ -214,7 +214,7 @@ def restore_mounts(config: dict, bundle: str) -> list[dict]:
             src = mnt.get("source") or ""
             if not src.startswith("/"):
                 src = os.path.join(bundle, src)
-            out.append({"key": os.path.normpath("/" + mnt["destination"]), "val": src})
+            out.append({"key": os.path.normpath("/" + mnt["destination"].lstrip("/")), "val": src})
     if (config.get("linux") or {}).get("maskedPaths"):
         out.append({"key": "/dev/null", "val": "/dev/null"})
     for path in device_paths(config):

@@ -117,6 +117,11 @@ def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
     """Dump (the container is gone afterwards, as runc does it), restore: the loop goes on from
     where it was, in a cgroup with the config's limits; delete removes that cgroup."""
     tbundle.config["linux"]["resources"] = {"pids": {"limit": 50}}
+    # a bind mount from the host: CRIU must be told it is external, on dump and on restore
+    (tbundle.path / "hosts").write_text("127.0.0.1 restored\n")
+    tbundle.config["mounts"].append({"destination": "/etc/hosts", "type": "bind",
+                                     "source": str(tbundle.path / "hosts"), "options": ["bind"]})
+    tbundle.config["process"]["args"] = ["sh", "-c", "cat /etc/hosts > /hosts.seen; " + COUNTER]
     ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
     before = wait_count_above(tbundle, 3)
     img = tmp_path / "img"
@@ -134,6 +139,8 @@ def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
     assert after > frozen  # continued from memory, not started again at 1
     cg = cgroup_of(st["pid"])
     assert (cg / "pids.max").read_text().strip() == "50"
+    hosts = Path(f"/proc/{st['pid']}/root/etc/hosts").read_text()
+    assert hosts == "127.0.0.1 restored\n"  # the bind is back
     ok(runtime("delete", "--force", "c1"), "delete")
     assert not cg.exists()
 
