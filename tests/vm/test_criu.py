@@ -8,6 +8,7 @@ covers several behaviours with as few of them as it can.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -122,6 +123,10 @@ def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
     tbundle.config["mounts"].append({"destination": "/etc/hosts", "type": "bind",
                                      "source": str(tbundle.path / "hosts"), "options": ["bind"]})
     tbundle.config["process"]["args"] = ["sh", "-c", "cat /etc/hosts > /hosts.seen; " + COUNTER]
+    # runc runs prestart and createRuntime again on restore, once CRIU has the namespaces up
+    seen = tmp_path / "hooks.log"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"cat >> {seen}; echo >> {seen}"]}
+    tbundle.config["hooks"] = {"prestart": [hook], "createRuntime": [hook]}
     ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
     before = wait_count_above(tbundle, 3)
     img = tmp_path / "img"
@@ -139,6 +144,9 @@ def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
     assert after > frozen  # continued from memory, not started again at 1
     cg = cgroup_of(st["pid"])
     assert (cg / "pids.max").read_text().strip() == "50"
+    states = [json.loads(line) for line in seen.read_text().splitlines() if line.strip()]
+    assert len(states) == 4, states  # two at run, two at restore
+    assert [s["pid"] for s in states[2:]] == [st["pid"]] * 2
     hosts = Path(f"/proc/{st['pid']}/root/etc/hosts").read_text()
     assert hosts == "127.0.0.1 restored\n"  # the bind is back
     ok(runtime("delete", "--force", "c1"), "delete")
@@ -153,6 +161,16 @@ def test_leave_running_and_restore_under_a_new_id(runtime, tbundle, tmp_path):
     assert runtime.state("c1")["status"] == "running"
     at = wait_count_above(tbundle, count(tbundle))
     ok(runtime("delete", "--force", "c1"), "delete")
+    # a bundle whose rootfs is not the checkpointed one: CRIU refuses; pyrunc leaves nothing
+    other = tbundle.clone(tbundle.path.parent / "other")
+    shutil.rmtree(other.rootfs / "bin")
+    p = detached(runtime, "restore", "-d", "--image-path", str(img), "bad", bundle=other)
+    assert p.returncode != 0
+    if runtime.name == "pyrunc":
+        assert "container bad: restore: CRIU restore failed" in p.stderr, p.stderr
+        assert f"(CRIU log: {img / 'restore.log'})" in p.stderr
+        assert not (runtime.root / "bad").exists()
+        assert not list(Path("/sys/fs/cgroup").glob(f"**/{tbundle.config['linux']['cgroupsPath']}"))
     p = detached(runtime, "restore", "-d", "--image-path", str(img), "c2", bundle=tbundle)
     ok(p, "restore")
     assert runtime.state("c2")["status"] == "running"
