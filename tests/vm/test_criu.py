@@ -188,9 +188,20 @@ def test_pre_dump_then_dump_with_parent(runtime, tbundle, tmp_path):
     ok(runtime("checkpoint", "--image-path", str(final), "--parent-path", "../pre", "c1"), "dump")
     assert (final / "parent").is_symlink()
     frozen = count(tbundle)
-    ok(detached(runtime, "restore", "-d", "--image-path", str(final), "c1", bundle=tbundle), "restore")
-    wait_count_above(tbundle, frozen)
-    ok(runtime("delete", "--force", "c1"), "delete")
+    # restored in the foreground this time: the runtime waits for the init and passes its status on
+    fg = subprocess.Popen(runtime.cmd("restore", "--image-path", str(final), "c1"), cwd=str(tbundle.path),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_count_above(tbundle, frozen)
+        assert runtime.state("c1")["status"] == "running"
+        ok(runtime("kill", "c1", "KILL"), "kill")
+        _, err = fg.communicate(timeout=60)
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+    assert fg.returncode == 137, err
+    assert runtime("state", "c1").returncode != 0  # gone with its init, as after `run`
 
 
 def read_until(fd: int, needle: bytes, timeout: float = 20) -> bytes:
