@@ -170,7 +170,10 @@ def test_leave_running_and_restore_under_a_new_id(runtime, tbundle, tmp_path):
         assert "container bad: restore: CRIU restore failed" in p.stderr, p.stderr
         assert f"(CRIU log: {img / 'restore.log'})" in p.stderr
         assert not (runtime.root / "bad").exists()
-        assert not list(Path("/sys/fs/cgroup").glob(f"**/{tbundle.config['linux']['cgroupsPath']}"))
+        from pyrunc.cgroups import create_manager
+
+        where = create_manager(tbundle.config["linux"]["cgroupsPath"], "bad").paths()["unified"]
+        assert not os.path.exists(where), where
     p = detached(runtime, "restore", "-d", "--image-path", str(img), "c2", bundle=tbundle)
     ok(p, "restore")
     assert runtime.state("c2")["status"] == "running"
