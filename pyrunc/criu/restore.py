@@ -160,6 +160,7 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
                               f"(CRIU log: {log_path})")
         record["pid"] = init_pid
         record["start_time"] = proc.pid_start_time(init_pid)
+        note_time_namespace(record, init_pid)
         del record["creating"]
         record["created"] = rfc3339()
         record["restored_from"] = o.image_path
@@ -271,3 +272,18 @@ def run_restore_hooks(config: dict, record: dict, pid: int) -> None:
         state["annotations"] = record["annotations"]
     run_hooks(hooks, "prestart", state)
     run_hooks(hooks, "createRuntime", state)
+
+
+def note_time_namespace(record: dict, pid: int) -> None:
+    """CRIU restores the tasks into a time namespace of its own (their clocks go on from the
+    dump); recorded like runc does, so that `exec` joins it too."""
+    lin = record["config"].setdefault("linux", {})
+    kinds = {ns.get("type") for ns in lin.get("namespaces") or []}
+    if "time" in kinds:
+        return
+    try:
+        if os.stat(f"/proc/{pid}/ns/time").st_ino == os.stat("/proc/self/ns/time").st_ino:
+            return
+    except OSError:
+        return
+    lin["namespaces"] = list(lin.get("namespaces") or []) + [{"type": "time"}]

@@ -147,6 +147,12 @@ def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
     states = [json.loads(line) for line in seen.read_text().splitlines() if line.strip()]
     assert len(states) == 4, states  # two at run, two at restore
     assert [s["pid"] for s in states[2:]] == [st["pid"]] * 2
+    p = runtime("exec", "c1", "cat", "/hosts.seen")  # exec joins the restored namespaces
+    ok(p, "exec")
+    assert p.stdout == "127.0.0.1 restored\n"
+    p = runtime("exec", "c1", "readlink", "/proc/self/ns/time")  # CRIU's time namespace too
+    ok(p, "exec")
+    assert p.stdout.strip() == os.readlink(f"/proc/{st['pid']}/ns/time")
     hosts = Path(f"/proc/{st['pid']}/root/etc/hosts").read_text()
     assert hosts == "127.0.0.1 restored\n"  # the bind is back
     ok(runtime("delete", "--force", "c1"), "delete")
