@@ -152,7 +152,8 @@ def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
     assert p.stdout == "127.0.0.1 restored\n"
     p = runtime("exec", "c1", "readlink", "/proc/self/ns/time")  # CRIU's time namespace too
     ok(p, "exec")
-    assert p.stdout.strip() == os.readlink(f"/proc/{st['pid']}/ns/time")
+    if runtime.name == "pyrunc":  # measured: runc 1.1.5's exec stays in the host's time namespace
+        assert p.stdout.strip() == os.readlink(f"/proc/{st['pid']}/ns/time")
     hosts = Path(f"/proc/{st['pid']}/root/etc/hosts").read_text()
     assert hosts == "127.0.0.1 restored\n"  # the bind is back
     ok(runtime("delete", "--force", "c1"), "delete")
