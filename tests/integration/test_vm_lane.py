@@ -20,8 +20,8 @@ from tests.conftest import REPO, run_to_files
 RUN = REPO / "tests" / "vm" / "run.sh"
 BOOT_FAILURE = 125
 # run.sh gives the guest 780 s: 31 tests took 215 s at load 7 and over 360 s at load 20; the
-# checkpoint/restore tests (test_criu.py) add ~160 s at light load (each CRIU dump or restore
-# costs seconds under TCG).
+# 12 checkpoint/restore tests (test_criu.py) add 119 s at load 2 (the lane: 164 s) and took
+# 306 s on their own at a higher load: each CRIU dump or restore costs seconds under TCG.
 TIMEOUT = 840
 
 
