@@ -128,6 +128,7 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
         req_opts["inherit_fd"] = inherit or None
         req_opts["join_ns"] = join or None
         req_opts["ext_mnt"] = restore_mounts(config, opts.bundle) or None
+        prepare_mountpoints(rootfs, config, opts.bundle)
 
         log_path = os.path.join(o.log_dir, LOG)
         conv = Conversation(criu, log_path, "restore", extra_fds=extra, stdin_fd=0)
@@ -287,3 +288,36 @@ def note_time_namespace(record: dict, pid: int) -> None:
     except OSError:
         return
     lin["namespaces"] = list(lin.get("namespaces") or []) + [{"type": "time"}]
+
+
+def prepare_mountpoints(rootfs: str, config: dict, bundle: str) -> None:
+    """runc's prepareCriuRestoreMounts: CRIU mounts onto existing mount points only, and a rootfs
+    that is not the one the container ran in (a restore elsewhere, a fresh copy) lacks those the
+    create made. They are made the way create makes them (inside the rootfs, never through a
+    symlink); none below a tmpfs (CRIU brings its content back) and none for cgroup mounts."""
+    from ..rootfs import resolve
+
+    mounts = config.get("mounts") or []
+    dests = [(m, os.path.normpath("/" + (m.get("destination") or "").lstrip("/"))) for m in mounts]
+    tmpfs = [d for m, d in dests if m.get("type") == "tmpfs"]
+    try:
+        root_fd = resolve.open_root(rootfs)
+    except OSError as e:
+        raise PyruncError(f"open rootfs {rootfs}: {e.strerror}") from None
+    try:
+        for mnt, dest in dests:
+            if dest == "/" or mnt.get("type") in ("cgroup", "cgroup2") or \
+                    any(dest.startswith(t + "/") for t in tmpfs):
+                continue
+            as_file = False
+            if is_bind(mnt):
+                src = mnt.get("source") or ""
+                src = src if src.startswith("/") else os.path.join(bundle, src)
+                as_file = os.path.exists(src) and not os.path.isdir(src)
+            try:
+                fd = (resolve.create_file_in_root if as_file else resolve.mkdir_all_in_root)(root_fd, dest)
+                os.close(fd)
+            except OSError as e:
+                raise PyruncError(f"create mount point {dest} in the rootfs: {e.strerror}") from None
+    finally:
+        os.close(root_fd)

@@ -161,6 +161,17 @@ def test_counter_continues_after_restore(runtime, tbundle, tmp_path):
 
 
 def test_leave_running_and_restore_under_a_new_id(runtime, tbundle, tmp_path):
+    """Restored under another id into a fresh copy of the bundle: the mount points the create
+    made in the first rootfs are made in this one too (a bound directory and file)."""
+    (tbundle.path / "seed").mkdir()
+    (tbundle.path / "seed" / "a").write_text("a\n")
+    tbundle.config["mounts"] += [
+        {"destination": "/srv/seed", "type": "bind", "source": str(tbundle.path / "seed"), "options": ["rbind"]},
+        {"destination": "/srv/one/a", "type": "bind", "source": str(tbundle.path / "seed" / "a"),
+         "options": ["bind", "ro"]}]
+    tbundle.write()
+    fresh = tbundle.clone(tbundle.path.parent / "fresh")
+    assert not (fresh.rootfs / "srv").exists()
     ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
     wait_count_above(tbundle, 3)
     img = tmp_path / "img"
@@ -181,11 +192,13 @@ def test_leave_running_and_restore_under_a_new_id(runtime, tbundle, tmp_path):
 
         where = create_manager(tbundle.config["linux"]["cgroupsPath"], "bad").paths()["unified"]
         assert not os.path.exists(where), where
-    p = detached(runtime, "restore", "-d", "--image-path", str(img), "c2", bundle=tbundle)
-    ok(p, "restore")
-    assert runtime.state("c2")["status"] == "running"
-    wait_count_above(tbundle, 0)
-    assert count(tbundle) < at + 200  # the checkpointed counter, resumed (not the later one)
+    p = detached(runtime, "restore", "-d", "--image-path", str(img), "c2", bundle=fresh)
+    ok(p, "restore", img / "restore.log")
+    st = runtime.state("c2")
+    assert st["status"] == "running" and st["bundle"] == str(fresh.path)
+    wait_count_above(fresh, 0)
+    assert count(fresh) < at + 200  # the checkpointed counter, resumed (not the later one)
+    assert Path(f"/proc/{st['pid']}/root/srv/one/a").read_text() == "a\n"
     ok(runtime("delete", "--force", "c2"), "delete")
 
 
