@@ -71,7 +71,11 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
     if opts.console_socket:
         from ..console import connect_console_socket
 
-        console_sock = connect_console_socket(opts.console_socket)
+        try:
+            console_sock = connect_console_socket(opts.console_socket)
+        except PyruncError as e:
+            e.container, e.step = cid, STEP
+            raise
     try:
         sd.reserve()
     except PyruncError as e:
