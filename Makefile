@@ -16,8 +16,9 @@ $(shell rm -rf $(VENV))
 endif
 endif
 # What the whole suite drives: the real callers (e2e, CRI), rootless use (uidmap, slirp4netns,
-# fuse-overlayfs) and the pure cgroup v2 guest (tests/vm; apparmor gives it apparmor_parser).
-TEST_APT_PACKAGES := podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor uidmap slirp4netns fuse-overlayfs
+# fuse-overlayfs) and the pure cgroup v2 guest (tests/vm; apparmor gives it apparmor_parser; criu
+# checkpoints there; python3-protobuf lets tests/unit/test_criu_rpc.py check our codec with pycriu).
+TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor uidmap slirp4netns fuse-overlayfs
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt

@@ -30,6 +30,8 @@ COMMANDS = {
     "ps": "ps displays the processes running inside a container",
     "update": "update container resource constraints",
     "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
+    "checkpoint": "checkpoint a running container",
+    "restore": "restore a container from a previous checkpoint",
 }
 
 GLOBAL = [
@@ -55,6 +57,7 @@ class Globals:
         self.log_format: str = opts["log_format"]
         self.systemd_cgroup: bool = opts["systemd_cgroup"]
         self.rootless: str = opts["rootless"]
+        self.criu: str | None = opts["criu"]
         if self.rootless not in ("auto", "true", "false"):
             raise UsageError(f"invalid --rootless value {self.rootless!r}: expected auto, true or false")
         root = opts["root"]
@@ -77,6 +80,7 @@ def usage() -> str:
               "   --debug             enable debug logging",
               "   --systemd-cgroup    use systemd for cgroups (slice:prefix:name cgroupsPath)",
               "   --rootless value    run rootless: skip cgroups we may not write to ('true', 'false', or 'auto')",
+              "   --criu value        path to the criu binary used for checkpoint and restore (default: criu in PATH)",
               "   --version, -v       print the version",
               "   --help, -h          show help"]
     return "\n".join(lines) + "\n"

@@ -104,3 +104,13 @@ def exactly(parsed: Parsed, n: int, command: str, usage: str) -> list[str]:
         raise UsageError(f'"{command}" requires exactly {need} (usage: pyrunc {command} {usage})',
                          step=command)
     return parsed.args
+
+
+def help_text(command: str, what: str, options: list[Opt]) -> str:
+    """`pyrunc COMMAND --help`: the usage line and the options, runc's layout."""
+    lines = [f"NAME:\n   pyrunc {command} - {what}\n", f"USAGE:\n   pyrunc {command} [command options] <container-id>\n",
+             "OPTIONS:"]
+    for o in options:
+        flag = f"--{o.name}" + (f", -{o.short}" if o.short else "") + (" value" if o.value else "")
+        lines.append(f"   {flag}")
+    return "\n".join(lines) + "\n"

@@ -136,6 +136,29 @@ def pivot_root(ctx: InitContext) -> None:
     rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"))
 
 
+def reopen_dev_null(ctx: InitContext) -> None:
+    """Stdio on the host's /dev/null is pointed at the container's own /dev/null instead (runc's
+    reOpenDevNull): the host's /dev is not in the container's mount tree, so an fd there would
+    make CRIU refuse to checkpoint the container ("Can't lookup mount ... path=/dev/null")."""
+    try:
+        fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return  # no usable /dev/null in the container: its stdio stays as given
+    try:
+        null = os.fstat(fd)
+        if not stat.S_ISCHR(null.st_mode):
+            return
+        for n in range(3):
+            try:
+                st = os.fstat(n)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev and st.st_dev != null.st_dev:
+                os.dup2(fd, n, inheritable=True)
+    finally:
+        os.close(fd)
+
+
 def create_cwd(ctx: InitContext) -> None:
     """A missing cwd is created now, right after pivot_root as runc does: once finish_rootfs has
     made / read-only it no longer can be. Resolved inside the root (RESOLVE_IN_ROOT walk), so
@@ -571,6 +594,7 @@ STEPS = (
     run_runtime_hooks,
     run_container_hooks,
     pivot_root,
+    reopen_dev_null,
     create_cwd,
     set_up_console,
     set_hostname,

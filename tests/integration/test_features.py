@@ -94,3 +94,12 @@ def test_hooks_and_versions(features):
     assert features["ociVersionMin"] == "1.0.0" and features["ociVersionMax"] == "1.3.0"
     for flag in ("seccomp", "apparmor", "selinux", "intelRdt", "netDevices"):
         assert isinstance(features["linux"][flag]["enabled"], bool)
+
+
+def test_checkpoint_support_is_announced_as_runc_does(features, pyrunc):
+    """runc says org.opencontainers.runc.checkpoint.enabled; the commands behind ours exist (their
+    working paths run in the guest: tests/vm/test_criu.py)."""
+    assert features["annotations"]["org.opencontainers.pyrunc.checkpoint.enabled"] == "true"
+    for command in ("checkpoint", "restore"):
+        p = pyrunc(command)
+        assert p.returncode == 1 and "requires exactly 1 argument" in p.stderr

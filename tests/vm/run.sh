@@ -10,5 +10,5 @@ runner="$here/tests/vm/run-in-vm"
 [ -x "$runner" ] || runner="$here/../shared/vmtest/run-in-vm"
 tests=${VM_TESTS:-"tests/vm tests/unit/test_devices_bpf.py"}
 # shellcheck disable=SC2086  # $tests is a list of paths
-exec "$runner" --timeout "${VM_TIMEOUT:-540}" --cwd "$here" -- \
+exec "$runner" --timeout "${VM_TIMEOUT:-780}" --cwd "$here" -- \
   "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider $tests "$@"

@@ -1,0 +1,165 @@
+"""`checkpoint`: dump a running container with CRIU (a DUMP or PRE_DUMP request over swrk).
+
+As runc 1.1: the images go to --image-path (created 0700), CRIU's log is dump.log in the work
+directory (--work-path, else the image directory), descriptors.json records the init's stdio,
+the cgroup freezer stops the tasks, and after a final dump without --leave-running the
+container is destroyed (its state is gone, poststop hooks run), not left `stopped`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..errors import PyruncError, WrongStatus
+from . import rpc
+from .common import (
+    DESCRIPTORS,
+    NS_KEYS,
+    Conversation,
+    CriuOptions,
+    config_file_opt,
+    device_paths,
+    exit_text,
+    find_criu,
+    is_bind,
+    namespace_paths,
+    open_dir,
+)
+
+LOG = "dump.log"
+
+
+def checkpoint(c, o: CriuOptions, criu_path: str | None) -> None:
+    """Checkpoint container ``c`` (loaded and locked). Raises PyruncError naming the step."""
+    try:
+        dump(c, o, criu_path)
+    except PyruncError as e:
+        e.container = c.id
+        e.step = e.step or "checkpoint"
+        raise
+
+
+def dump(c, o: CriuOptions, criu_path: str | None) -> None:
+    status = c.status()
+    if status in ("created", "stopped"):
+        raise WrongStatus(f"cannot checkpoint a container in the {status} state", status=status,
+                          op="checkpoint", container=c.id)
+    if o.lazy_pages:
+        raise PyruncError("--lazy-pages is not supported by pyrunc (it needs a CRIU lazy-pages "
+                          "daemon and userfaultfd; refused rather than untested)", step="checkpoint")
+    criu = find_criu(criu_path)
+    config = c.st.get("config") or {}
+    pid = c.pid
+    req_opts: dict = {
+        "log_level": 4, "log_file": LOG, "root": c.st["rootfs"], "manage_cgroups": True,
+        "manage_cgroups_mode": rpc.CG_MODES[o.manage_cgroups_mode], "notify_scripts": True,
+        "pid": pid, "shell_job": o.shell_job, "leave_running": o.leave_running,
+        "tcp_established": o.tcp_established, "ext_unix_sk": o.ext_unix_sk,
+        "file_locks": o.file_locks, "empty_ns": o.empty_ns_flags(), "orphan_pts_master": True,
+        "auto_dedup": o.auto_dedup, "config_file": config_file_opt(config),
+    }
+    if o.page_server:
+        addr, _, port = o.page_server.rpartition(":")
+        if not addr or not port.isdigit():
+            raise PyruncError(f"--page-server {o.page_server!r}: expected ADDRESS:PORT", step="checkpoint")
+        req_opts["ps"] = {"address": addr, "port": int(port)}
+    if o.parent_path:
+        req_opts["parent_img"] = o.parent_path
+        req_opts["track_mem"] = True
+    external = []
+    for kind, path in namespace_paths(config).items():
+        if kind in NS_KEYS:
+            try:
+                ino = os.stat(path).st_ino
+            except OSError as e:
+                raise PyruncError(f"{kind} namespace {path}: {e.strerror}", step="checkpoint") from None
+            name, key = NS_KEYS[kind]
+            external.append(f"{name}[{ino}]:{key}")
+    req_opts["external"] = external or None
+    cg = c.cgroup
+    if cg is not None:
+        paths = cg.paths()
+        freezer = paths.get("unified") or paths.get("freezer")
+        if freezer:
+            req_opts["freeze_cgroup"] = freezer
+    if not o.pre_dump:
+        req_opts["ext_mnt"] = dump_mounts(config, pid) or None
+
+    fds = []
+    try:
+        img_fd = open_dir(o.image_path, "image directory", create=True)
+        fds.append(img_fd)
+        req_opts["images_dir_fd"] = img_fd
+        if o.work_path:
+            work_fd = open_dir(o.work_path, "work directory", create=True)
+            fds.append(work_fd)
+            req_opts["work_dir_fd"] = work_fd
+        if not o.pre_dump:
+            write_descriptors(o.image_path, pid)
+        log_path = os.path.join(o.log_dir, LOG)
+        what = "pre-dump" if o.pre_dump else "dump"
+        if o.pre_dump:
+            check_mem_track(criu, log_path)
+        conv = Conversation(criu, log_path, what)
+        try:
+            conv.run({"type": rpc.PRE_DUMP if o.pre_dump else rpc.DUMP, "opts": req_opts})
+        finally:
+            status = conv.close()
+        # CRIU serves further pre-dumps after a PRE_DUMP and exits non-zero when we hang up
+        # (runc ignores that status too); after a DUMP a failed exit is a failure.
+        if not o.pre_dump and status != 0:
+            raise conv.failure(f"CRIU exited ({exit_text(status)}) after the dump")
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if not (o.leave_running or o.pre_dump):
+        c.destroy()  # as runc: the dumped container is gone, not `stopped`
+
+
+def check_mem_track(criu: str, log_path: str) -> None:
+    """--pre-dump needs CRIU's dirty memory tracking (runc asks the same feature question)."""
+    conv = Conversation(criu, log_path, "feature check")
+    try:
+        resp = conv.run({"type": rpc.FEATURE_CHECK, "features": {"mem_track": True}})
+    finally:
+        conv.close()
+    if not (resp.get("features") or {}).get("mem_track"):
+        raise PyruncError("--pre-dump needs CRIU's memory tracking, which this kernel lacks "
+                          "(CONFIG_MEM_SOFT_DIRTY)", step="checkpoint")
+
+
+def dump_mounts(config: dict, pid: int) -> list[dict]:
+    """External mounts as CRIU must see them on dump (runc's list)."""
+    out = []
+    for mnt in config.get("mounts") or []:
+        if is_bind(mnt):
+            dest = os.path.normpath("/" + mnt["destination"].lstrip("/"))
+            out.append({"key": dest, "val": dest})
+    for path in (config.get("linux") or {}).get("maskedPaths") or []:
+        try:
+            st = os.stat(f"/proc/{pid}/root{path}")
+        except OSError:
+            continue
+        if not os.path.isdir(f"/proc/{pid}/root{path}") and st is not None:
+            out.append({"key": path, "val": "/dev/null"})
+    for path in device_paths(config):
+        out.append({"key": path, "val": path})
+    return out
+
+
+def write_descriptors(image_dir: str, pid: int) -> None:
+    """descriptors.json: what the init's fds 0-2 are (pipe:[N] ones are re-plumbed on restore)."""
+    names = []
+    for fd in range(3):
+        try:
+            names.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            names.append("/dev/null")
+    path = os.path.join(image_dir, DESCRIPTORS)
+    try:
+        with open(path, "w") as f:
+            json.dump(names, f)
+        os.chmod(path, 0o600)
+    except OSError as e:
+        raise PyruncError(f"write {path}: {e.strerror}", step="checkpoint") from None

@@ -1,0 +1,327 @@
+"""`restore`: bring a checkpointed container back with CRIU (a RESTORE request over swrk).
+
+Order, as runc 1.1: check the bundle and the image directory, claim the id, create the cgroup
+from the config's resources and record it (so `delete --force` finds whatever a failed restore
+left), start CRIU and move it into that cgroup (CRIU places the restored tasks in the cgroup it
+runs in: cg_root), describe external mounts/namespaces/stdio pipes, then serve CRIU's
+notifications: `setup-namespaces` runs the prestart and createRuntime hooks, `orphan-pts-master`
+hands the new pty master to --console-socket, `post-restore` gives the init's pid. The init is
+CRIU's sibling (rst_sibling), so it is our child, as a `run` init is.
+
+CRIU needs the root it restores into to be a mount point; runc bind-mounts the rootfs to a
+directory of its state dir in the host's mount table. We bind the rootfs on itself inside a
+private mount namespace of this process instead: nothing can be left mounted on the host if
+we die, and the namespace goes away with us and CRIU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .. import OCI_VERSION, linux, proc
+from ..errors import AlreadyExists, PyruncError
+from ..log import rfc3339
+from ..state import StateDir, check_id, write_pid_file
+from . import rpc
+from .common import (
+    DESCRIPTORS,
+    NS_KEYS,
+    Conversation,
+    CriuOptions,
+    config_file_opt,
+    device_paths,
+    find_criu,
+    is_bind,
+    namespace_paths,
+    open_dir,
+)
+
+LOG = "restore.log"
+STEP = "restore"
+NS_NAMES = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "time": "time", "cgroup": "cgroup"}
+
+
+def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) -> dict:
+    """Restore container ``cid`` from ``o.image_path``; return its state record. On any failure
+    nothing is left: no state, no cgroup, no process."""
+    from ..process.parent import check_supported, cleanup, make_cgroup, new_record, resolve_rootfs
+    from ..spec import load_config
+
+    check_id(cid)
+    sd = StateDir(root, cid)
+    if sd.exists():  # before the images are looked at, as runc (reserve() below settles races)
+        raise AlreadyExists(cid, step=STEP)
+    try:
+        if o.lazy_pages:
+            raise PyruncError("--lazy-pages is not supported by pyrunc (it needs a CRIU lazy-pages "
+                              "daemon and userfaultfd; refused rather than untested)")
+        criu = find_criu(criu_path)
+        config = load_config(opts.bundle, container=cid)
+        rootfs = resolve_rootfs(config, opts.bundle, cid)
+        check_supported(config, opts, cid)
+        if (config.get("process") or {}).get("terminal") and not (opts.console_socket or o.shell_job):
+            raise PyruncError("a container with a terminal is restored with --console-socket "
+                              "(the new pty master goes there) or --shell-job")
+        descriptors = read_images(o.image_path)
+    except PyruncError as e:
+        e.container, e.step = cid, e.step or STEP
+        raise
+    console_sock = None
+    if opts.console_socket:
+        from ..console import connect_console_socket
+
+        try:
+            console_sock = connect_console_socket(opts.console_socket)
+        except PyruncError as e:
+            e.container, e.step = cid, STEP
+            raise
+    try:
+        sd.reserve()
+    except PyruncError as e:
+        if console_sock is not None:
+            console_sock.close()
+        e.step = STEP
+        raise
+    mgr = None
+    init_pid = 0
+    fds: list[int] = []
+    conv = None
+    try:
+        opts.is_rootless = False
+        mgr = make_cgroup(config, cid, opts)
+        record = new_record(cid, config, opts, rootfs, 0, mgr)
+        record["creating"] = True
+        sd.save(record)
+
+        req_opts: dict = {
+            "evasive_devices": True, "log_level": 4, "log_file": LOG, "rst_sibling": True,
+            "root": rootfs, "manage_cgroups": True,
+            "manage_cgroups_mode": rpc.CG_MODES[o.manage_cgroups_mode], "notify_scripts": True,
+            "shell_job": o.shell_job, "ext_unix_sk": o.ext_unix_sk,
+            "tcp_established": o.tcp_established, "file_locks": o.file_locks,
+            "empty_ns": o.empty_ns_flags(), "orphan_pts_master": True, "auto_dedup": o.auto_dedup,
+            "config_file": config_file_opt(config),
+        }
+        private_root(rootfs)  # first: the directory fds CRIU uses must belong to this namespace
+        img_fd = open_dir(o.image_path, "image directory", create=False)
+        fds.append(img_fd)
+        req_opts["images_dir_fd"] = img_fd
+        if o.work_path:
+            work_fd = open_dir(o.work_path, "work directory", create=True)
+            fds.append(work_fd)
+            req_opts["work_dir_fd"] = work_fd
+        # CRIU's fds 4, 5, 6 are our stdio: the container's stdio pipes are re-plumbed to them.
+        extra = [0, 1, 2]
+        inherit = [{"key": name, "fd": 4 + i} for i, name in enumerate(descriptors) if "pipe:" in name]
+        join = []
+        for kind, path in namespace_paths(config).items():
+            if kind in NS_KEYS:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as e:
+                    raise PyruncError(f"{kind} namespace {path}: {e.strerror}") from None
+                fds.append(fd)
+                extra.append(fd)
+                inherit.append({"key": NS_KEYS[kind][1], "fd": 4 + len(extra) - 1})
+            elif kind == "cgroup":
+                raise PyruncError("CRIU cannot join an existing cgroup namespace (linux.namespaces "
+                                  "cgroup with a path)")
+            elif kind in NS_NAMES:
+                join.append({"ns": NS_NAMES[kind], "ns_file": path})
+        req_opts["inherit_fd"] = inherit or None
+        req_opts["join_ns"] = join or None
+        req_opts["ext_mnt"] = restore_mounts(config, opts.bundle) or None
+        prepare_mountpoints(rootfs, config, opts.bundle)
+
+        log_path = os.path.join(o.log_dir, LOG)
+        conv = Conversation(criu, log_path, "restore", extra_fds=extra, stdin_fd=0)
+        resources = cgroup_resources(config)
+        mgr.apply(conv.pid, resources)
+        mgr.set(resources)
+        req_opts["cg_root"] = cgroup_roots(conv.pid) or None
+
+        restored = {"pid": 0}
+
+        def on_notify(script: str, pid: int, passed: list[int]) -> None:
+            if script == "setup-namespaces":
+                run_restore_hooks(config, record, pid)
+            elif script == "post-restore":
+                restored["pid"] = pid
+            elif script == "orphan-pts-master":
+                if console_sock is None or not passed:
+                    return
+                from ..console import send_master
+
+                send_master(console_sock, passed[0], "orphan-pts-master")  # runc's name;
+                # an empty payload would drop the fd on a stream socket
+
+        resp = conv.run({"type": rpc.RESTORE, "opts": req_opts}, on_notify)
+        init_pid = (resp.get("restore") or {}).get("pid") or restored["pid"]
+        conv.close()
+        conv = None
+        if not init_pid or not proc.pid_alive(init_pid, None):
+            raise PyruncError("CRIU reported success but the restored init is not running "
+                              f"(CRIU log: {log_path})")
+        record["pid"] = init_pid
+        record["start_time"] = proc.pid_start_time(init_pid)
+        note_time_namespace(record, init_pid)
+        del record["creating"]
+        record["created"] = rfc3339()
+        record["restored_from"] = o.image_path
+        sd.save(record)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, init_pid)
+        return record
+    except BaseException as e:
+        if conv is not None:
+            conv.abort()
+        cleanup(sd, mgr, init_pid, 0)
+        if isinstance(e, PyruncError):
+            e.container = cid
+            e.step = e.step if e.step and e.step.startswith(STEP) else (
+                f"{STEP}: {e.step}" if e.step else STEP)
+        raise
+    finally:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if console_sock is not None:
+            console_sock.close()
+        sd.unlock()
+
+
+def read_images(image_path: str) -> list[str]:
+    """The image directory must hold a checkpoint: CRIU's inventory and our descriptors.json."""
+    if not os.path.isdir(image_path):
+        raise PyruncError(f"image directory {image_path} does not exist")
+    if not os.path.exists(os.path.join(image_path, "inventory.img")):
+        raise PyruncError(f"image directory {image_path} holds no checkpoint (no inventory.img)")
+    path = os.path.join(image_path, DESCRIPTORS)
+    try:
+        with open(path) as f:
+            names = json.load(f)
+    except FileNotFoundError:
+        raise PyruncError(f"{path} is missing (was the checkpoint made by a pre-dump?)") from None
+    except (OSError, ValueError) as e:
+        raise PyruncError(f"{path} is unreadable: {e}") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise PyruncError(f"{path} is corrupt: expected a list of strings")
+    return names
+
+
+def restore_mounts(config: dict, bundle: str) -> list[dict]:
+    """External mounts on restore: the label given on dump -> the host path to bind there."""
+    out = []
+    for mnt in config.get("mounts") or []:
+        if is_bind(mnt):
+            src = mnt.get("source") or ""
+            if not src.startswith("/"):
+                src = os.path.join(bundle, src)
+            out.append({"key": os.path.normpath("/" + mnt["destination"].lstrip("/")), "val": src})
+    if (config.get("linux") or {}).get("maskedPaths"):
+        out.append({"key": "/dev/null", "val": "/dev/null"})
+    for path in device_paths(config):
+        out.append({"key": path, "val": path})
+    return out
+
+
+def private_root(rootfs: str) -> None:
+    """A private mount namespace for us (and the CRIU we start) where the rootfs is a mount point."""
+    from ..linux import mount as m
+
+    try:
+        linux.unshare(linux.CLONE_NEWNS)
+        m.mount(None, "/", None, m.MS_REC | m.MS_SLAVE)
+        m.mount(rootfs, rootfs, None, m.MS_BIND | m.MS_REC)
+    except OSError as e:
+        raise PyruncError(f"bind the rootfs {rootfs} on itself for CRIU: {e.strerror}") from None
+
+
+def cgroup_resources(config: dict) -> dict:
+    from ..process.parent import cgroup_resources as resources
+
+    return resources(config)
+
+
+def cgroup_roots(pid: int) -> list[dict]:
+    """CRIU's cgroup roots: where the restored tasks go, the cgroups CRIU itself was put in."""
+    out = []
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise PyruncError(f"read CRIU's cgroups: {e.strerror}") from None
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        if not ctrls:
+            out.append({"ctrl": "", "path": path})
+            continue
+        for ctrl in ctrls.split(","):
+            out.append({"ctrl": ctrl, "path": path})
+    return out
+
+
+def run_restore_hooks(config: dict, record: dict, pid: int) -> None:
+    """runc runs prestart and createRuntime when CRIU has set up the namespaces."""
+    hooks = config.get("hooks") or {}
+    if not (hooks.get("prestart") or hooks.get("createRuntime")):
+        return
+    from ..hooks import run_hooks
+
+    state = {"ociVersion": OCI_VERSION, "id": record["id"], "status": "creating", "pid": pid,
+             "bundle": record["bundle"]}
+    if record.get("annotations"):
+        state["annotations"] = record["annotations"]
+    run_hooks(hooks, "prestart", state)
+    run_hooks(hooks, "createRuntime", state)
+
+
+def note_time_namespace(record: dict, pid: int) -> None:
+    """CRIU restores the tasks into a time namespace of its own (their clocks go on from the
+    dump); recorded like runc does, so that `exec` joins it too."""
+    lin = record["config"].setdefault("linux", {})
+    kinds = {ns.get("type") for ns in lin.get("namespaces") or []}
+    if "time" in kinds:
+        return
+    try:
+        if os.stat(f"/proc/{pid}/ns/time").st_ino == os.stat("/proc/self/ns/time").st_ino:
+            return
+    except OSError:
+        return
+    lin["namespaces"] = list(lin.get("namespaces") or []) + [{"type": "time"}]
+
+
+def prepare_mountpoints(rootfs: str, config: dict, bundle: str) -> None:
+    """runc's prepareCriuRestoreMounts: CRIU mounts onto existing mount points only, and a rootfs
+    that is not the one the container ran in (a restore elsewhere, a fresh copy) lacks those the
+    create made. They are made the way create makes them (inside the rootfs, never through a
+    symlink); none below a tmpfs (CRIU brings its content back) and none for cgroup mounts."""
+    from ..rootfs import resolve
+
+    mounts = config.get("mounts") or []
+    dests = [(m, os.path.normpath("/" + (m.get("destination") or "").lstrip("/"))) for m in mounts]
+    tmpfs = [d for m, d in dests if m.get("type") == "tmpfs"]
+    try:
+        root_fd = resolve.open_root(rootfs)
+    except OSError as e:
+        raise PyruncError(f"open rootfs {rootfs}: {e.strerror}") from None
+    try:
+        for mnt, dest in dests:
+            if dest == "/" or mnt.get("type") in ("cgroup", "cgroup2") or \
+                    any(dest.startswith(t + "/") for t in tmpfs):
+                continue
+            as_file = False
+            if is_bind(mnt):
+                src = mnt.get("source") or ""
+                src = src if src.startswith("/") else os.path.join(bundle, src)
+                as_file = os.path.exists(src) and not os.path.isdir(src)
+            try:
+                fd = (resolve.create_file_in_root if as_file else resolve.mkdir_all_in_root)(root_fd, dest)
+                os.close(fd)
+            except OSError as e:
+                raise PyruncError(f"create mount point {dest} in the rootfs: {e.strerror}") from None
+    finally:
+        os.close(root_fd)
