@@ -54,6 +54,15 @@ def census(pid: int) -> dict[int, tuple[tuple[int, int], str, int]]:
     return out
 
 
+def container_null(pid: int, fd: int) -> bool:
+    """stdio the caller gave as the host's /dev/null is reopened by the init on the container's
+    own /dev/null (as runc's init does; CRIU cannot dump an fd on a device outside the container's
+    mounts): the null device, but not the host's node."""
+    st, host = os.stat(f"/proc/{pid}/fd/{fd}"), os.stat("/dev/null")
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == host.st_rdev and (st.st_dev, st.st_ino) != (
+        host.st_dev, host.st_ino)
+
+
 def check(pid: int, allowed: dict[int, tuple[int, int]], *, fifo: str | None = None,
           tty: bool = False) -> None:
     """Every fd of pid is in `allowed` (fd -> identity), or stdio on the container's pty when
@@ -63,7 +72,8 @@ def check(pid: int, allowed: dict[int, tuple[int, int]], *, fifo: str | None = N
     fifo_fds = []
     for fd, (ident, target, flags) in sorted(table.items()):
         if fd in allowed:
-            if ident != allowed[fd]:
+            if ident != allowed[fd] and not (fd <= 2 and allowed[fd] == identity("/dev/null")
+                                             and container_null(pid, fd)):
                 bad.append((fd, target, "not the caller's file"))
             continue
         if tty and fd <= 2:
