@@ -57,6 +57,21 @@ class CriuOptions:
         return flags
 
 
+LAZY_PAGES_REFUSED = ("--lazy-pages is not supported by pyrunc (it needs a CRIU lazy-pages daemon and "
+                      "userfaultfd; refused rather than untested)")
+
+
+def base_request(o: CriuOptions, config: dict, root: str, log_file: str) -> dict:
+    """The CRIU options a dump and a restore share (runc sets the same ones for both)."""
+    return {
+        "log_level": 4, "log_file": log_file, "root": root, "manage_cgroups": True,
+        "manage_cgroups_mode": rpc.CG_MODES[o.manage_cgroups_mode], "notify_scripts": True,
+        "shell_job": o.shell_job, "ext_unix_sk": o.ext_unix_sk, "tcp_established": o.tcp_established,
+        "file_locks": o.file_locks, "empty_ns": o.empty_ns_flags(), "orphan_pts_master": True,
+        "auto_dedup": o.auto_dedup, "config_file": config_file_opt(config),
+    }
+
+
 def find_criu(path: str | None) -> str:
     """--criu, or `criu` on PATH (runc's default); a clear error when it is not installed."""
     name = path or "criu"
@@ -79,6 +94,26 @@ def open_dir(path: str, what: str, *, create: bool) -> int:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY)  # not CLOEXEC: CRIU opens it via /proc
     except OSError as e:
         raise PyruncError(f"{what} {path}: {e.strerror}") from None
+
+
+def open_image_dirs(o: CriuOptions, req_opts: dict, fds: list[int], *, create_images: bool) -> None:
+    """The image directory (and --work-path) as the fds CRIU is given; appended to ``fds``,
+    which the caller closes."""
+    img_fd = open_dir(o.image_path, "image directory", create=create_images)
+    fds.append(img_fd)
+    req_opts["images_dir_fd"] = img_fd
+    if o.work_path:
+        work_fd = open_dir(o.work_path, "work directory", create=True)
+        fds.append(work_fd)
+        req_opts["work_dir_fd"] = work_fd
+
+
+def close_fds(fds) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def is_bind(mnt: dict) -> bool:
@@ -180,13 +215,11 @@ class Conversation:
         while True:
             resp, fds = self.swrk.recv()
             if resp is None:
-                for fd in fds:
-                    os.close(fd)
+                close_fds(fds)
                 status = self.swrk.finish()
                 raise self.failure(f"CRIU exited ({exit_text(status)}) before answering")
             if not resp.get("success"):
-                for fd in fds:
-                    os.close(fd)
+                close_fds(fds)
                 self.swrk.finish()
                 parts = []
                 if resp.get("cr_errno"):
@@ -200,11 +233,7 @@ class Conversation:
                     if on_notify is not None:
                         on_notify(notify.get("script", ""), notify.get("pid", 0), fds)
                 finally:
-                    for fd in fds:
-                        try:
-                            os.close(fd)
-                        except OSError:
-                            pass
+                    close_fds(fds)
                 self.swrk.send({"type": rpc.NOTIFY, "notify_success": True})
                 continue
             return resp

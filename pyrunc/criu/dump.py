@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from ..errors import PyruncError, WrongStatus
 from . import rpc
 from .common import (
     DESCRIPTORS,
+    LAZY_PAGES_REFUSED,
     NS_KEYS,
     Conversation,
     CriuOptions,
-    config_file_opt,
+    base_request,
+    close_fds,
     device_paths,
     exit_text,
     find_criu,
     is_bind,
     namespace_paths,
-    open_dir,
+    open_image_dirs,
 )
 
 LOG = "dump.log"
@@ -46,19 +49,12 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
         raise WrongStatus(f"cannot checkpoint a container in the {status} state", status=status,
                           op="checkpoint", container=c.id)
     if o.lazy_pages:
-        raise PyruncError("--lazy-pages is not supported by pyrunc (it needs a CRIU lazy-pages "
-                          "daemon and userfaultfd; refused rather than untested)", step="checkpoint")
+        raise PyruncError(LAZY_PAGES_REFUSED, step="checkpoint")
     criu = find_criu(criu_path)
     config = c.st.get("config") or {}
     pid = c.pid
-    req_opts: dict = {
-        "log_level": 4, "log_file": LOG, "root": c.st["rootfs"], "manage_cgroups": True,
-        "manage_cgroups_mode": rpc.CG_MODES[o.manage_cgroups_mode], "notify_scripts": True,
-        "pid": pid, "shell_job": o.shell_job, "leave_running": o.leave_running,
-        "tcp_established": o.tcp_established, "ext_unix_sk": o.ext_unix_sk,
-        "file_locks": o.file_locks, "empty_ns": o.empty_ns_flags(), "orphan_pts_master": True,
-        "auto_dedup": o.auto_dedup, "config_file": config_file_opt(config),
-    }
+    req_opts = base_request(o, config, c.st["rootfs"], LOG)
+    req_opts.update(pid=pid, leave_running=o.leave_running)
     if o.page_server:
         addr, _, port = o.page_server.rpartition(":")
         if not addr or not port.isdigit():
@@ -86,15 +82,9 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
     if not o.pre_dump:
         req_opts["ext_mnt"] = dump_mounts(config, pid) or None
 
-    fds = []
+    fds: list[int] = []
     try:
-        img_fd = open_dir(o.image_path, "image directory", create=True)
-        fds.append(img_fd)
-        req_opts["images_dir_fd"] = img_fd
-        if o.work_path:
-            work_fd = open_dir(o.work_path, "work directory", create=True)
-            fds.append(work_fd)
-            req_opts["work_dir_fd"] = work_fd
+        open_image_dirs(o, req_opts, fds, create_images=True)
         if not o.pre_dump:
             write_descriptors(o.image_path, pid)
         log_path = os.path.join(o.log_dir, LOG)
@@ -111,8 +101,7 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
         if not o.pre_dump and status != 0:
             raise conv.failure(f"CRIU exited ({exit_text(status)}) after the dump")
     finally:
-        for fd in fds:
-            os.close(fd)
+        close_fds(fds)
     if not (o.leave_running or o.pre_dump):
         c.destroy()  # as runc: the dumped container is gone, not `stopped`
 
@@ -141,7 +130,7 @@ def dump_mounts(config: dict, pid: int) -> list[dict]:
             st = os.stat(f"/proc/{pid}/root{path}")
         except OSError:
             continue
-        if not os.path.isdir(f"/proc/{pid}/root{path}") and st is not None:
+        if not stat.S_ISDIR(st.st_mode):
             out.append({"key": path, "val": "/dev/null"})
     for path in device_paths(config):
         out.append({"key": path, "val": path})

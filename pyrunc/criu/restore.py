@@ -26,15 +26,17 @@ from ..state import StateDir, check_id, write_pid_file
 from . import rpc
 from .common import (
     DESCRIPTORS,
+    LAZY_PAGES_REFUSED,
     NS_KEYS,
     Conversation,
     CriuOptions,
-    config_file_opt,
+    base_request,
+    close_fds,
     device_paths,
     find_criu,
     is_bind,
     namespace_paths,
-    open_dir,
+    open_image_dirs,
 )
 
 LOG = "restore.log"
@@ -54,8 +56,7 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
         raise AlreadyExists(cid, step=STEP)
     try:
         if o.lazy_pages:
-            raise PyruncError("--lazy-pages is not supported by pyrunc (it needs a CRIU lazy-pages "
-                              "daemon and userfaultfd; refused rather than untested)")
+            raise PyruncError(LAZY_PAGES_REFUSED)
         criu = find_criu(criu_path)
         config = load_config(opts.bundle, container=cid)
         rootfs = resolve_rootfs(config, opts.bundle, cid)
@@ -94,23 +95,10 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
         record["creating"] = True
         sd.save(record)
 
-        req_opts: dict = {
-            "evasive_devices": True, "log_level": 4, "log_file": LOG, "rst_sibling": True,
-            "root": rootfs, "manage_cgroups": True,
-            "manage_cgroups_mode": rpc.CG_MODES[o.manage_cgroups_mode], "notify_scripts": True,
-            "shell_job": o.shell_job, "ext_unix_sk": o.ext_unix_sk,
-            "tcp_established": o.tcp_established, "file_locks": o.file_locks,
-            "empty_ns": o.empty_ns_flags(), "orphan_pts_master": True, "auto_dedup": o.auto_dedup,
-            "config_file": config_file_opt(config),
-        }
+        req_opts = base_request(o, config, rootfs, LOG)
+        req_opts.update(evasive_devices=True, rst_sibling=True)
         private_root(rootfs)  # first: the directory fds CRIU uses must belong to this namespace
-        img_fd = open_dir(o.image_path, "image directory", create=False)
-        fds.append(img_fd)
-        req_opts["images_dir_fd"] = img_fd
-        if o.work_path:
-            work_fd = open_dir(o.work_path, "work directory", create=True)
-            fds.append(work_fd)
-            req_opts["work_dir_fd"] = work_fd
+        open_image_dirs(o, req_opts, fds, create_images=False)
         # CRIU's fds 4, 5, 6 are our stdio: the container's stdio pipes are re-plumbed to them.
         extra = [0, 1, 2]
         inherit = [{"key": name, "fd": 4 + i} for i, name in enumerate(descriptors) if "pipe:" in name]
@@ -183,11 +171,7 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
                 f"{STEP}: {e.step}" if e.step else STEP)
         raise
     finally:
-        for fd in fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_fds(fds)
         if console_sock is not None:
             console_sock.close()
         sd.unlock()
