@@ -113,11 +113,25 @@ def free_subid_range() -> int:
     return top + SUBID_SIZE
 
 
+def open_path_to(target: str) -> list[tuple[Path, int]]:
+    """Let every user traverse (o+x, not read) the directories above ``target`` that forbid it,
+    so the test user can run the checkout's pyrunc from a clone in e.g. `mktemp -d` (mode 0700).
+    Returns what to put back: (directory, its mode before)."""
+    changed = []
+    for d in Path(target).resolve().parents:
+        mode = d.stat().st_mode & 0o7777
+        if not mode & 0o001:
+            os.chmod(d, mode | 0o001)
+            changed.append((d, mode))
+    return changed
+
+
 @pytest.fixture(scope="session")
 def user():
     if not NEWUIDMAP:
         pytest.skip("newuidmap is not installed (Debian package uidmap)")
     name = f"pyrl{os.getpid()}"[:31]
+    opened: list[tuple[Path, int]] = []
     p = subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name],
                        capture_output=True, text=True, timeout=60)
     if p.returncode != 0:
@@ -131,8 +145,11 @@ def user():
         u = User(name)
         u.xdg.mkdir(mode=0o700)
         os.chown(u.xdg, u.uid, u.gid)
+        opened = open_path_to(PYRUNC)
         yield u
     finally:
+        for d, mode in reversed(opened):
+            os.chmod(d, mode)
         try:
             User(name).kill_all()
         except KeyError:

@@ -7,6 +7,10 @@
 set -eu
 repo=${1:?usage: rootless-v2.sh REPO}
 P=$repo/.venv/bin/pyrunc
+# A clone in a private directory (mktemp -d is 0700): let the user traverse to it. The guest's
+# writes vanish at power-off, so the host's modes are untouched.
+d=$repo
+while [ "$d" != / ]; do chmod o+x "$d"; d=$(dirname "$d"); done
 name=pyrlv2
 useradd --create-home --shell /bin/sh "$name"
 uid=$(id -u "$name")
