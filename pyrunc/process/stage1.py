@@ -78,6 +78,9 @@ def stage1(ctx: InitContext) -> None:
             placed = True
         except CgroupError:
             placed = False  # the parent moves the init the usual way
+        if ctx.ns.creates("user") or any(kind == "user" for kind, _ in ctx.join_fds):
+            step = "import init"
+            import_init_steps()
         step = "join namespaces"
         namespaces.join(ctx.join_fds)
         for _, fd in ctx.join_fds:
@@ -105,6 +108,16 @@ def stage1(ctx: InitContext) -> None:
     except BaseException as e:  # noqa: BLE001 - a stage only ever leaves through os._exit
         report(ctx.chan, e, step)
         os._exit(1)
+
+
+def import_init_steps() -> None:
+    """Import the init's steps before entering a user namespace, not in the init after it.
+
+    Once our uid is a mapped one, pyrunc's own files may be out of reach: a checkout under a
+    0700 directory (`mktemp -d`) is readable by the host's root only, and capabilities in the
+    new namespace do not cover host root's inodes. The init forked later inherits the modules.
+    """
+    from . import init  # noqa: F401
 
 
 def become_stage(ctx: InitContext, title: str) -> None:
