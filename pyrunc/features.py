@@ -16,7 +16,7 @@ def document() -> dict:
     from .cgroups import detect
     from .hooks import PHASES
     from .rootfs import options
-    from .security import seccomp
+    from .security import seccomp_abi as seccomp
     from .security.capabilities import NAMES, last_cap
 
     try:

@@ -22,7 +22,7 @@ import pytest
 
 from pyrunc.errors import PyruncError
 from pyrunc.security import seccomp
-from pyrunc.security.seccomp import (
+from pyrunc.security.seccomp_abi import (
     ARCHES,
     SECCOMP_FILTER_FLAG_NEW_LISTENER,
     SECCOMP_FILTER_FLAG_TSYNC,
