@@ -78,7 +78,7 @@ def write_file(directory: str, name: str, value: str, *, step: str = "set cgroup
             cause = f"{path} does not exist (controller not available or not enabled)"
         else:
             cause = f"writing {value.strip()!r} to {path}: {e.strerror}"
-        raise CgroupError(cause, step=step, container=container) from e
+        raise CgroupError(cause, step=step, container=container, errno=e.errno or 0) from e
 
 
 def read_file(directory: str, name: str) -> str:

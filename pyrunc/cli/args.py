@@ -1,6 +1,6 @@
 """runc's command-line dialect, parsed without argparse.
 
-Rules callers depend on (docs callers.md R1): `--opt value` and `--opt=value`,
+Rules callers (containerd, podman, Docker) depend on: `--opt value` and `--opt=value`,
 runc's short aliases, bare booleans (also `--flag=true|false`), the Go-style
 single-dash long form (`-no-subreaper`), options in any order before the id,
 and for `exec`/`ps` everything after the first positional is payload.

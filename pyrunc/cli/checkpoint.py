@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..container import Container
-from ..errors import PyruncError, UsageError
+from ..errors import CHECKPOINT, Boundary, UsageError
 from .args import Opt, exactly, parse
 
 OPTIONS = [
@@ -42,16 +42,9 @@ def run(argv: list[str], glob) -> int:
     except ValueError:
         raise UsageError(f"invalid value {p.opts['status_fd']!r} for --status-fd") from None
     from ..criu.common import CriuOptions
-    from ..criu.dump import checkpoint
 
-    try:
+    with Boundary(cid, CHECKPOINT):
         o = CriuOptions(**p.opts)
-    except PyruncError as e:
-        e.container, e.step = cid, "checkpoint"
-        raise
-    c = Container.load(glob.root, cid)
-    try:
-        checkpoint(c, o, glob.criu)
-    finally:
-        c.dir.unlock()
+    with Container.load(glob.root, cid) as c:
+        c.checkpoint(o, glob.criu)
     return 0

@@ -1,11 +1,11 @@
-"""Option tables shared by create and run, and what every long-lived command does first."""
+"""The option table create and run share, and turning it into CreateOptions."""
 
 from __future__ import annotations
 
 import os
 
-from ..container import CreateOptions
 from ..errors import UsageError
+from ..options import CreateOptions
 from .args import Opt
 
 CREATE_OPTS = [
@@ -37,12 +37,3 @@ def create_options(opts: dict, glob, *, detach: bool, subreaper: bool = False,
                          systemd_cgroup=glob.systemd_cgroup, rootless=glob.rootless,
                          subreaper=subreaper, detach=detach)
 
-
-def stay_for_the_container() -> None:
-    """Turn Python's cyclic garbage collector back on for a command that lives as long as the
-    container (foreground `run` and `exec`, `events`). The launcher turns it off: start-up makes
-    no garbage worth collecting, and the collections it runs during the imports cost ~1 ms of
-    every call."""
-    import gc
-
-    gc.enable()

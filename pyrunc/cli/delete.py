@@ -23,8 +23,6 @@ def run(argv: list[str], glob) -> int:
             raise
         delete_missing(glob.root, cid, True)  # a corrupt state file: --force clears it
         return 0
-    try:
+    with c:
         c.delete(force=force)
-    finally:
-        c.dir.unlock()
     return 0

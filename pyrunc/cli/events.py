@@ -69,7 +69,7 @@ def run(argv: list[str], glob) -> int:
     if p.opts["stats"]:
         _emit({"type": "stats", "id": cid, "data": stats.collect(cg)})
         return 0
-    from .common import stay_for_the_container
+    from ..foreground import stay_for_the_container
 
     stay_for_the_container()
     watcher = stats.OomWatcher(cg)

@@ -10,10 +10,10 @@ process's own (foreground) or 0 (--detach).
 from __future__ import annotations
 
 import marshal
-import os
 
 from ..container import Container
-from ..errors import ConfigError, PyruncError, UsageError, WrongStatus
+from ..errors import EXEC, Boundary, ConfigError, UsageError
+from ..options import ExecOptions
 from .args import Opt, parse
 
 EXEC_OPTS = [
@@ -35,12 +35,6 @@ EXEC_OPTS = [
     Opt("cgroup", True, multi=True),
     Opt("ignore-paused"),
 ]
-
-
-class ExecFailed(PyruncError):
-    """Any setup failure of exec: runc exits 255 for these."""
-
-    exit_code = 255
 
 
 def parse_user(text: str) -> tuple[int, int | None]:
@@ -112,22 +106,10 @@ def build_process(opts: dict, args: list[str], config: dict) -> dict:
                 have = caps.setdefault(which, [])
                 have.extend(c for c in opts["cap"] if c not in have)
             process["capabilities"] = caps
-    if not process.get("args"):
-        raise UsageError("args must not be empty", step="exec")
-    cwd = process.get("cwd")
-    if cwd is None or cwd == "":
-        raise UsageError("Cwd property must not be empty", step="exec")
-    if not cwd.startswith("/"):
-        raise UsageError("Cwd must be an absolute path", step="exec")
     if opts["apparmor"]:
         process["apparmorProfile"] = opts["apparmor"]
     if opts["process_label"]:
         process["selinuxLabel"] = opts["process_label"]
-    from .. import scheduling
-    from ..security import lsm
-
-    scheduling.check({"process": process})
-    lsm.check(process, {})
     if opts["cgroup"]:
         raise UsageError("--cgroup is not supported yet", step="exec")
     return process
@@ -147,57 +129,14 @@ def run(argv: list[str], glob) -> int:
         from ..process.passfds import claim
 
         claim(preserve, step="exec", container=cid, activation=False)  # before anything of ours is opened
-    pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
     c = Container.load(glob.root, cid, lock=False)
-    try:
-        return execute(c, opts, payload, preserve, pid_file)
-    except PyruncError as e:
-        raise ExecFailed(e.cause, step=f"exec: {e.step}" if e.step and e.step != "exec" else "exec",
-                         container=cid) from None
-
-
-def execute(c: Container, opts: dict, payload: list[str], preserve: int, pid_file: str | None) -> int:
-    status = c.status()
-    if status == "stopped":
-        raise WrongStatus("cannot exec in a stopped container", status=status, op="exec")
-    if status == "paused" and not opts["ignore_paused"]:
-        raise WrongStatus("cannot exec in a paused container (use --ignore-paused to override)",
-                          status=status, op="exec")
-    config = c.st.get("config") or {}
-    process = build_process(opts, payload, config)
-    terminal = bool(process.get("terminal"))
-    detach = opts["detach"]
-    if terminal and detach and not opts["console_socket"]:
-        raise UsageError("cannot allocate tty if pyrunc will detach without setting console socket")
-    if opts["console_socket"] and not terminal:
-        raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
-    sock = None
-    if opts["console_socket"]:
-        from ..console import connect_console_socket
-
-        sock = connect_console_socket(opts["console_socket"])
-    from ..process.tenant import spawn
-
-    try:
-        pid, master = spawn(c.id, c.pid, c.st.get("start_time"), config, process, c.cgroup,
-                            preserve_fds=preserve, console_sock=sock, subreaper=not detach)
-    finally:
-        if sock is not None:
-            sock.close()
-    if pid_file:
-        from ..state import write_pid_file
-
-        write_pid_file(pid_file, pid)
-    if detach:
+    with Boundary(cid, EXEC, nest=True, exit_code=255):
+        process = build_process(opts, payload, c.config)
+    pid = c.exec(process, ExecOptions(console_socket=opts["console_socket"], pid_file=opts["pid_file"],
+                                      detach=opts["detach"], preserve_fds=preserve,
+                                      ignore_paused=opts["ignore_paused"]))
+    if opts["detach"]:
         return 0
-    from .common import stay_for_the_container
-    from .run import forward_signals, reap_nohang, wait_for
+    from ..foreground import attend
 
-    stay_for_the_container()
-    forward_signals(pid, tty=master is not None)
-    if master is not None:
-        from ..console import proxy
-
-        return proxy(master, pid, lambda: reap_nohang(pid))
-    return wait_for(pid)
-
+    return attend(pid, c.console_master)

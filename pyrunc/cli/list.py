@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ..container import all_containers
 from ..errors import UsageError
 from .args import Opt, parse
-
-
-def owner_name(path: str) -> str:
-    try:
-        uid = os.stat(path).st_uid
-    except OSError:
-        return ""
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (KeyError, ImportError):
-        return f"#{uid}"
 
 
 def run(argv: list[str], glob) -> int:
@@ -35,7 +21,7 @@ def run(argv: list[str], glob) -> int:
     docs = []
     for c in containers:
         d = c.oci_state()
-        d["owner"] = owner_name(c.dir.path)
+        d["owner"] = c.owner()
         docs.append(d)
     fmt = p.opts["format"]
     if fmt == "json":

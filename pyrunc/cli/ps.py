@@ -3,7 +3,7 @@
 json prints the host pids as a JSON array. table runs the host's ``ps`` with
 the given arguments (default ``-ef``) and keeps the header plus the lines whose
 PID column names a pid of the cgroup, which is how callers (podman top, ctr)
-expect it. Everything after the id belongs to ``ps`` (callers.md R1).
+expect it. Everything after the id belongs to ``ps``, as with runc.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..container import Container
 from ..errors import PyruncError, UsageError
 from .args import Opt, parse
 
-# Absolute fallbacks: podman may call us with an empty environment (callers.md R7).
+# Absolute fallbacks: podman may call us with an empty environment (no PATH).
 PS_CANDIDATES = ("/usr/bin/ps", "/bin/ps")
 
 

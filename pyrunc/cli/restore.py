@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from ..container import Container, CreateOptions
-from ..errors import PyruncError
+from ..container import Container
+from ..errors import RESTORE, Boundary, PyruncError
+from ..options import CreateOptions
 from .args import Opt, exactly, parse
 
 OPTIONS = [
@@ -45,40 +46,26 @@ def run(argv: list[str], glob) -> int:
         return 0
     (cid,) = exactly(p, 1, "restore", "[command options] <container-id>")
     from ..criu.common import CriuOptions
-    from ..criu.restore import restore
 
     o = p.opts
-    try:
+    with Boundary(cid, RESTORE):
         if o["lsm_profile"] or o["lsm_mount_context"]:
             raise PyruncError("--lsm-profile and --lsm-mount-context are not supported by pyrunc")
         copts = CriuOptions(**{k: o[k] for k in ("image_path", "work_path", "tcp_established",
                                                  "ext_unix_sk", "shell_job", "file_locks",
                                                  "manage_cgroups_mode", "empty_ns", "auto_dedup",
                                                  "lazy_pages")})
-    except PyruncError as e:
-        e.container, e.step = cid, "restore"
-        raise
     detach = o["detach"]
     opts = CreateOptions(bundle=o["bundle"], pid_file=o["pid_file"], console_socket=o["console_socket"],
                          no_pivot=o["no_pivot"], systemd_cgroup=glob.systemd_cgroup,
                          rootless=glob.rootless, subreaper=not detach and not o["no_subreaper"],
                          detach=detach)
-    if opts.subreaper:
-        from .. import linux
-
-        linux.set_child_subreaper()
-    record = restore(glob.root, cid, copts, opts, glob.criu)
+    c = Container.restore(glob.root, cid, copts, opts, glob.criu)
     if detach:
         return 0
-    from .common import stay_for_the_container
-    from .run import forward_signals, wait_for
+    from ..foreground import attend
 
-    stay_for_the_container()
-    forward_signals(record["pid"])
-    status = wait_for(record["pid"])
-    c = Container.load(glob.root, cid)
-    try:
+    status = attend(c.pid, None)
+    with c.locked():
         c.destroy()
-    finally:
-        c.dir.unlock()
     return status

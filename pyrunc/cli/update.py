@@ -5,7 +5,7 @@ shaped, is authoritative and every other flag is ignored (runc's rule). Otherwis
 each flag sets one value. Memory sizes take docker/runc units (binary: ``512m`` is
 512 MiB, ``1g``, ``100k``, ``-1`` for unlimited). The new values are written to the
 cgroup and recorded in the container state, so a later ``update`` merges with them.
-Nothing is printed on success (callers.md R2).
+Nothing is printed on success: callers read stdout as data (runc prints nothing either).
 """
 
 from __future__ import annotations
@@ -154,9 +154,6 @@ def run(argv: list[str], glob) -> int:
                 raise UsageError(f"--{flag}: Intel RDT is not supported by pyrunc", step="update")
         patch = patch_from_flags(p.opts)
         check_patch(patch)
-    c = Container.load(glob.root, cid)
-    try:
+    with Container.load(glob.root, cid) as c:
         c.update(patch)
-    finally:
-        c.dir.unlock()
     return 0

@@ -12,7 +12,7 @@ import json
 import os
 import stat
 
-from ..errors import PyruncError, WrongStatus
+from ..errors import PyruncError
 from . import rpc
 from .common import (
     DESCRIPTORS,
@@ -33,27 +33,15 @@ from .common import (
 LOG = "dump.log"
 
 
-def checkpoint(c, o: CriuOptions, criu_path: str | None) -> None:
-    """Checkpoint container ``c`` (loaded and locked). Raises PyruncError naming the step."""
-    try:
-        dump(c, o, criu_path)
-    except PyruncError as e:
-        e.container = c.id
-        e.step = e.step or "checkpoint"
-        raise
-
-
 def dump(c, o: CriuOptions, criu_path: str | None) -> None:
-    status = c.status()
-    if status in ("created", "stopped"):
-        raise WrongStatus(f"cannot checkpoint a container in the {status} state", status=status,
-                          op="checkpoint", container=c.id)
+    """Dump container ``c`` (loaded, locked, running or paused) with CRIU: a DUMP, or a PRE_DUMP
+    with --pre-dump. The caller (Container.checkpoint) destroys it afterwards unless asked not to."""
     if o.lazy_pages:
         raise PyruncError(LAZY_PAGES_REFUSED, step="checkpoint")
     criu = find_criu(criu_path)
-    config = c.st.get("config") or {}
+    config = c.config
     pid = c.pid
-    req_opts = base_request(o, config, c.st["rootfs"], LOG)
+    req_opts = base_request(o, config, c.record.rootfs, LOG)
     req_opts.update(pid=pid, leave_running=o.leave_running)
     if o.page_server:
         addr, _, port = o.page_server.rpartition(":")
@@ -102,8 +90,6 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
             raise conv.failure(f"CRIU exited ({exit_text(status)}) after the dump")
     finally:
         close_fds(fds)
-    if not (o.leave_running or o.pre_dump):
-        c.destroy()  # as runc: the dumped container is gone, not `stopped`
 
 
 def check_mem_track(criu: str, log_path: str) -> None:

@@ -24,15 +24,15 @@ import os
 import resource
 import stat
 import sys
-import time
 
-from .. import OCI_VERSION, console, linux, rootfs, scheduling
+from .. import console, linux, rootfs, scheduling
 from ..errors import PyruncError
 from ..hooks import run_hooks
 from ..rootfs import resolve
 from ..security import capabilities, lsm
-from . import execfifo
-from .stage1 import InitContext, report
+from ..state import Record, oci_state
+from . import channel, execfifo
+from .stages import InitContext, run_steps
 
 # The kernel's resource numbers (Python's resource module lacks some, e.g. RLIMIT_LOCKS).
 RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
@@ -42,26 +42,7 @@ RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
 
 def init_main(ctx: InitContext) -> None:
     linux.set_name("pyrunc:[2:INIT]")
-    step = "init"
-    try:
-        clock = time.monotonic
-        for fn in STEPS:
-            step = fn.__name__
-            if ctx.fault_step == step:
-                ctx.chan.send("fault")  # the parent's pid is not visible from here
-            if ctx.timeline is not None:
-                began = clock()
-                fn(ctx)
-                ctx.timeline.append((step, clock() - began))
-            else:
-                fn(ctx)
-    except BaseException as e:  # noqa: BLE001
-        if not report(ctx.chan, e, step):
-            # After `ready` the parent is gone: say it on the container's stderr instead.
-            cause = e.cause if isinstance(e, PyruncError) else str(e)
-            os.write(2, f"pyrunc: container {ctx.cid}: {step}: {cause}\n".encode())
-        os._exit(1)
-    os._exit(127)  # unreachable: exec_process replaces the process
+    run_steps(ctx, STEPS, 1)
 
 
 def start_session(ctx: InitContext) -> None:
@@ -106,7 +87,7 @@ def enter_cgroup(ctx: InitContext) -> None:
     container's own cgroup."""
     if ctx.in_cgroup:
         return
-    ctx.chan.expect("cgroup_joined")
+    ctx.chan.expect(channel.CGROUP_JOINED)
     ctx.in_cgroup = True
     if ctx.ns.creates("cgroup"):
         try:
@@ -119,8 +100,8 @@ def run_runtime_hooks(ctx: InitContext) -> None:
     """prestart and createRuntime run in the runtime namespace: the parent runs them for us."""
     hooks = ctx.config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime"):
-        ctx.chan.send("hooks")
-        ctx.chan.expect("hooks_done")
+        ctx.chan.send(channel.HOOKS)
+        ctx.chan.expect(channel.HOOKS_DONE)
 
 
 def run_container_hooks(ctx: InitContext) -> None:
@@ -195,7 +176,7 @@ def set_up_console(ctx: InitContext) -> None:
             rootfs.attach_clone(slave, target)
         finally:
             os.close(target)
-        ctx.chan.send("console", name=name, fds=[master])
+        ctx.chan.send(channel.CONSOLE, name=name, fds=[master])
     finally:
         os.close(master)
     console.make_controlling(slave)
@@ -415,10 +396,10 @@ def load_seccomp(ctx: InitContext) -> None:
     ctx.seccomp = None
     if listener is not None:
         try:
-            ctx.chan.send("seccomp", fds=[listener])
+            ctx.chan.send(channel.SECCOMP, fds=[listener])
         finally:
             os.close(listener)
-        ctx.chan.expect("seccomp_done")
+        ctx.chan.expect(channel.SECCOMP_DONE)
 
 
 def filter_needs_sys_admin(ctx: InitContext) -> bool:
@@ -515,7 +496,7 @@ def let_owner_join(ctx: InitContext) -> None:
 def report_ready(ctx: InitContext) -> None:
     """Tell the parent all setup is done (with the step timeline under --debug); it records the
     state and exits."""
-    ctx.chan.send("ready", timeline=ctx.timeline or [])
+    ctx.chan.send(channel.READY, timeline=ctx.timeline or [])
     ctx.chan.close()
 
 
@@ -577,11 +558,9 @@ def exec_process(ctx: InitContext) -> None:
 
 
 def hook_state(ctx: InitContext, status: str) -> dict:
-    doc = {"ociVersion": OCI_VERSION, "id": ctx.cid, "status": status,
-           "pid": os.getpid(), "bundle": ctx.bundle}
-    if ctx.config.get("annotations"):
-        doc["annotations"] = ctx.config["annotations"]
-    return doc
+    """The state document for the hooks the init runs itself: our own pid (PID 1 here, as the
+    container sees it) and the config's annotations."""
+    return oci_state(Record(ctx.cid, bundle=ctx.bundle, config=ctx.config), status, pid=os.getpid())
 
 
 STEPS = (

@@ -4,7 +4,7 @@ The runtime spec demands an error, before anything is created, for values that
 cannot be applied: duplicate namespaces or rlimits, relative paths where the
 spec says absolute, id mappings the kernel would refuse, sysctls that would
 change the host. Catching them here gives the user one precise line instead of
-a failure half-way through container setup (docs/security.md, "4. Bad input").
+a failure half-way through container setup.
 
 ``semantic_problems`` expects a config that already passed the schema (types
 are trusted), and returns (RFC 6901 pointer, message) pairs like the validator.
