@@ -46,11 +46,6 @@ def detect(mode: str = "auto") -> bool:
     return os.geteuid() != 0 or not in_initial_userns()
 
 
-def unprivileged() -> bool:
-    """Not root at all: id mappings need newuidmap/newgidmap, setgroups must be denied."""
-    return os.geteuid() != 0
-
-
 def state_root(default: str) -> str:
     """``$XDG_RUNTIME_DIR/pyrunc`` for a rootless caller that has one (runc's rule), else
     ``default``. Root inside a user namespace honours it unless $USER says root (a root shell
