@@ -198,7 +198,8 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
     try:
         cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
-        raise CgroupError(f"open {cgroup_dir}: {e.strerror}", step=STEP, container=container) from e
+        raise CgroupError(f"open {cgroup_dir}: {e.strerror}", step=STEP, container=container,
+                          errno=e.errno or 0) from e
     prog_fd = -1
     try:
         try:
@@ -207,7 +208,7 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
             bpf.prog_attach_device(cgroup_fd, prog_fd)
         except OSError as e:
             raise CgroupError(f"installing the eBPF device filter on {cgroup_dir}: {e.strerror}",
-                              step=STEP, container=container) from e
+                              step=STEP, container=container, errno=e.errno or 0) from e
         new_ids = set(query_programs(cgroup_fd)) - set(old)
         for prog_id in old:
             if prog_id in new_ids:
@@ -218,13 +219,14 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
                 if e.errno == errno.ENOENT:
                     continue  # detached and freed meanwhile
                 raise CgroupError(f"replacing the eBPF device filter on {cgroup_dir}: {e.strerror}",
-                                  step=STEP, container=container) from e
+                                  step=STEP, container=container, errno=e.errno or 0) from e
             try:
                 bpf.prog_detach_device(cgroup_fd, old_fd)
             except OSError as e:
                 if e.errno != errno.ENOENT:
                     raise CgroupError(f"detaching the old eBPF device filter from {cgroup_dir}: "
-                                      f"{e.strerror}", step=STEP, container=container) from e
+                                      f"{e.strerror}", step=STEP, container=container,
+                                      errno=e.errno or 0) from e
             finally:
                 os.close(old_fd)
     finally:

@@ -125,7 +125,7 @@ def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) ->
         log_path = os.path.join(o.log_dir, LOG)
         conv = Conversation(criu, log_path, "restore", extra_fds=extra, stdin_fd=0)
         resources = cgroup_resources(config)
-        mgr.apply(conv.pid, resources)
+        mgr.apply(conv.pid)
         mgr.set(resources)
         req_opts["cg_root"] = cgroup_roots(conv.pid) or None
 

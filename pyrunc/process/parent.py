@@ -12,6 +12,7 @@ everything created so far: the init, the cgroup and the state directory.
 from __future__ import annotations
 
 import _signal as signal  # the C module: no enum import on the hot path
+import errno
 import os
 import stat
 import time
@@ -120,7 +121,7 @@ def create_container(sd: StateDir, cid: str, opts) -> dict:
         if mgr is not None:
             resources = cgroup_resources(config)
             if not (birth and born and msg.get("placed")):
-                move_init(mgr, init_pid, parent_chan, resources)
+                move_init(mgr, init_pid, parent_chan)
             mgr.set(resources)
         parent_chan.send("cgroup_joined")  # an init that failed meanwhile: send raises its error
         if (config.get("linux") or {}).get("netDevices"):
@@ -296,7 +297,7 @@ def make_cgroup(config: dict, cid: str, opts):
 
     lin = config.get("linux") or {}
     mgr = create_manager(lin.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
-                         rootless=opts.is_rootless)
+                         rootless=opts.is_rootless, resources=cgroup_resources(config))
     mgr.create()
     return mgr
 
@@ -346,17 +347,17 @@ def start_cgroup_move(mgr, stage1_pid: int) -> None:
     try:
         mgr.apply(stage1_pid)
     except CgroupError as e:
-        if not isinstance(e.__cause__, ProcessLookupError):
+        if e.errno != errno.ESRCH:
             raise
 
 
-def move_init(mgr, init_pid: int, chan: Channel, resources: dict | None = None) -> None:
+def move_init(mgr, init_pid: int, chan: Channel) -> None:
     """Move the init into the cgroup. It sets up its rootfs meanwhile and may already have
     failed and exited (a bad mount, say): then its own report is the error, not our ESRCH."""
     try:
-        mgr.apply(init_pid, resources)
+        mgr.apply(init_pid)
     except CgroupError as e:
-        if isinstance(e.__cause__, ProcessLookupError):
+        if e.errno == errno.ESRCH:
             chan.recv()  # raises the init's error (or "exited before reporting")
         raise
 

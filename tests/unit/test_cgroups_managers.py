@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc.cgroups import base, create_manager, detect, load_manager
+from pyrunc.cgroups import base, create_manager, detect, frozen, load_manager
 from pyrunc.errors import CgroupError
 
 V1_CTRLS = ["cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "name=systemd"]
@@ -198,6 +198,7 @@ def test_v1_freeze_thaw_and_signal_all(tmp_path: Path, monkeypatch: pytest.Monke
     assert not m.frozen()
     m.freeze()  # the fake file simply holds what was written
     assert m.frozen() and (tmp_path / "freezer/t1/freezer.state").read_text() == "FROZEN"
+    assert frozen(m.save()) and frozen(json.loads(json.dumps(m.save())))  # what `state` reads
     m.thaw()
     assert not m.frozen()
     proc = subprocess.Popen(["sleep", "30"])
@@ -287,10 +288,10 @@ def test_v2_freeze_waits_for_events(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (d / "cgroup.freeze").read_text() == "0"  # rolled back
     (d / "cgroup.events").write_text("populated 1\nfrozen 1\n")
     m.freeze()
-    assert m.frozen()
+    assert m.frozen() and frozen(m.save())
     (d / "cgroup.events").write_text("populated 1\nfrozen 0\n")
     m.thaw()
-    assert not m.frozen()
+    assert not m.frozen() and not frozen(m.save())
 
 
 def test_v2_sigkill_uses_cgroup_kill(tmp_path: Path) -> None:
@@ -345,3 +346,28 @@ def test_rootless_drops_unwritable_hierarchies(tmp_path: Path, monkeypatch: pyte
     assert "memory" not in m.paths() and "pids" in m.paths()
     with pytest.raises(CgroupError, match="Permission denied"):
         strict.create()
+
+
+# ------------------------------------------------------------------------------ what callers ask
+def test_frozen_record_without_freezer(tmp_path: Path) -> None:
+    m = create_manager(None, "t1", layout=make_layout(tmp_path, "v2"))
+    assert m.save()["freezer"] == [f"{tmp_path}/v2/t1/cgroup.freeze", "1"]
+    assert not frozen(m.save())  # no cgroup (nor cgroup.freeze) yet
+    assert not frozen({}) and not frozen({"freezer": None})
+
+
+def test_stats_and_criu_freezer_by_driver(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    v2 = create_manager(None, "t1", layout=make_layout(tmp_path / "a", "v2"))
+    v2.create()
+    (tmp_path / "a/v2/t1/pids.current").write_text("3\n")
+    data = v2.stats()
+    assert data["pids"] == {"current": 3} and data["intel_rdt"] == {} and data["network_interfaces"] is None
+    assert v2.freezer_cgroup() == f"{tmp_path}/a/v2/t1"
+    v1 = create_manager(None, "t1", layout=make_layout(tmp_path / "b", "v1"))
+    v1.create()
+    (tmp_path / "b/pids/t1/pids.current").write_text("2\n")
+    (tmp_path / "b/pids/t1/pids.max").write_text("9\n")
+    assert v1.stats()["pids"] == {"current": 2, "limit": 9}
+    assert v1.freezer_cgroup() == f"{tmp_path}/b/freezer/t1"
