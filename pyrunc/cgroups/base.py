@@ -65,13 +65,13 @@ def write_file(directory: str, name: str, value: str, *, step: str = SET_RESOURC
     """Write one control file, turning errno into a message that names the file (and keeping
     the errno: ESRCH for a pid that is gone, EACCES/EPERM for a hierarchy we may not write).
 
-    ``O_CREAT`` is harmless on cgroupfs (the kernel refuses to create files,
-    giving EACCES for a missing one) and lets unit tests run on plain tmp dirs.
+    The file is never created: the kernel makes every control file with its cgroup, so a
+    missing one means the controller is not there.
     """
     path = directory + "/" + name
     data = value.encode() if isinstance(value, str) else value
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         try:
             os.write(fd, data)
         finally:
@@ -417,7 +417,6 @@ class FsManager(Manager):
     def _rmdir_retry(d: str) -> str | None:
         deadline = time.monotonic() + RMDIR_RETRY_SECONDS
         delay = 0.005
-        emptied = False
         while True:
             try:
                 os.rmdir(d)
@@ -425,12 +424,6 @@ class FsManager(Manager):
             except FileNotFoundError:
                 return None
             except OSError as e:
-                if e.errno == errno.ENOTEMPTY and not emptied and not _has_subdirs(d):
-                    # Only plain directories (fake trees in tests) report ENOTEMPTY
-                    # for files; cgroupfs answers EBUSY. Empty it once and retry.
-                    _remove_files(d)
-                    emptied = True
-                    continue
                 if e.errno != errno.EBUSY or time.monotonic() >= deadline:
                     return f"rmdir {d}: {e.strerror}"
             time.sleep(delay)
@@ -500,18 +493,4 @@ def _has_subdirs(d: str) -> bool:
             return any(e.is_dir(follow_symlinks=False) for e in it)
     except OSError:
         return False
-
-
-def _remove_files(d: str) -> None:
-    """Unlink regular files (only ever present in fake cgroup trees used by tests)."""
-    try:
-        with os.scandir(d) as it:
-            for e in it:
-                if not e.is_dir(follow_symlinks=False):
-                    try:
-                        os.unlink(e.path)
-                    except OSError:
-                        pass
-    except OSError:
-        pass
 

@@ -42,7 +42,6 @@ BPF_DEVCG_DEV_CHAR = 2
 BPF_DEVCG_ACC_MKNOD = 1
 BPF_DEVCG_ACC_READ = 2
 BPF_DEVCG_ACC_WRITE = 4
-CGROUP2_SUPER_MAGIC = 0x63677270
 
 # Opcodes used by the assembler (class | op | source).
 _LDX_MEM_W = 0x61     # dst = *(u32 *)(src + off)
@@ -166,22 +165,6 @@ def query_programs_at(cgroup_dir: str) -> list[int]:
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return query_programs(fd)
-    finally:
-        os.close(fd)
-
-
-def is_cgroup2(path: str) -> bool:
-    """True if ``path`` is a directory on a cgroup2 mount (fake trees in tests are not)."""
-    from pyrunc.linux.mount import fstatfs_type
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return fstatfs_type(fd) == CGROUP2_SUPER_MAGIC
-    except OSError:
-        return False
     finally:
         os.close(fd)
 

@@ -32,8 +32,8 @@ class HybridManager(V1Manager):
             return set()
         try:
             return set(read_file(d, "cgroup.controllers").split())
-        except OSError:
-            return set()
+        except OSError as e:
+            raise self._err(f"reading the controllers of {d}: {e.strerror}", SET_RESOURCES, e.errno) from e
 
     def _hugetlb(self, limits: list) -> list[Op]:
         """Use the v1 hugetlb hierarchy if mounted, else the unified tree's hugetlb."""

@@ -44,18 +44,17 @@ class V1Manager(FsManager):
                 continue
             current = parent + "/" + part
             for name in ("cpuset.cpus", "cpuset.mems"):
-                try:
-                    mine = read_file(current, name)
-                except FileNotFoundError:
-                    mine = ""
-                if not mine:
-                    try:
-                        inherited = read_file(parent, name)
-                    except FileNotFoundError:
-                        continue
+                if not self._read_cpuset(current, name):
+                    inherited = self._read_cpuset(parent, name)
                     if inherited:
                         write_file(current, name, inherited, step=CREATE_CGROUP, container=self.container_id)
             parent = current
+
+    def _read_cpuset(self, directory: str, name: str) -> str:
+        try:
+            return read_file(directory, name)
+        except OSError as e:
+            raise self._err(f"reading {directory}/{name}: {e.strerror}", CREATE_CGROUP, e.errno) from e
 
     # ----- processes ---------------------------------------------------------------------------
     def _primary(self) -> str:

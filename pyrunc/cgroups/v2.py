@@ -57,8 +57,9 @@ class V2Manager(FsManager):
         try:
             available = read_file(directory, "cgroup.controllers").split()
             enabled = set(read_file(directory, "cgroup.subtree_control").split())
-        except OSError:
-            return
+        except OSError as e:
+            raise self._err(f"reading the controllers of {directory}: {e.strerror}", CREATE_CGROUP,
+                            e.errno) from e
         wanted = [c for c in available if c not in enabled]
         if not wanted:
             return
@@ -177,7 +178,7 @@ class V2Manager(FsManager):
         self._check_controllers([name for name, _ in ops])
         for name, val in ops:
             write_file(self._dir, name, val, step=SET_RESOURCES, container=self.container_id)
-        if devices is not None and devices_bpf.is_cgroup2(self._dir):
+        if devices is not None:
             try:
                 devices_bpf.apply(self._dir, devices, container=self.container_id)
             except CgroupError as e:
@@ -189,8 +190,9 @@ class V2Manager(FsManager):
         """Fail clearly when a file belongs to a controller not enabled for this cgroup."""
         try:
             available = set(read_file(self._dir, "cgroup.controllers").split())
-        except OSError:
-            return  # cannot tell (cgroup not created yet / fake tree): the write will say
+        except OSError as e:
+            raise self._err(f"reading the controllers of {self._dir}: {e.strerror}", SET_RESOURCES,
+                            e.errno) from e
         for name in names:
             ctrl = name.split(".", 1)[0]
             if ctrl != "cgroup" and ctrl not in available:

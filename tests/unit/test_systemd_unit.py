@@ -18,6 +18,7 @@ import pytest
 from pyrunc.cgroups import create_manager, detect, load_manager
 from pyrunc.cgroups import systemd_unit as su
 from pyrunc.errors import CgroupError
+from tests.unit import fakecgroup
 
 MAX = (1 << 64) - 1
 
@@ -247,6 +248,8 @@ class FakeBus:
 def v2_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     mp = tmp_path / "v2"
     mp.mkdir()
+    fakecgroup.install(monkeypatch)  # the unit cgroups FakeBus makes get the kernel's files
+    fakecgroup.mount(mp, "v2", ["cpu", "io", "memory", "pids"])
     monkeypatch.setattr(detect, "systemd_running", lambda: True)
     return detect.build_layout(f"99 20 0:99 / {mp} rw - cgroup2 cgroup2 rw\n", "0::/init.scope\n"), mp
 
