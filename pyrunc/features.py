@@ -13,16 +13,12 @@ NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 
 
 def document() -> dict:
-    from .cgroups import detect
+    from .cgroups import features as cgroup_features
     from .hooks import PHASES
     from .rootfs import options
     from .security import seccomp_abi as seccomp
     from .security.capabilities import NAMES, last_cap
 
-    try:
-        mode = detect.detect().mode
-    except Exception:  # noqa: BLE001 - an odd host still gets a document
-        mode = "unknown"
     # "remount" only means something on an existing mount, so it is not offered on its own.
     mount_options = sorted((set(options.FLAGS) | set(options.PROPAGATION) | set(options.RECURSIVE)
                             | {"ro", "rw", options.COPYUP}) - {"remount"})  # idmap/ridmap: see mountExtensions
@@ -34,8 +30,7 @@ def document() -> dict:
         "linux": {
             "namespaces": list(NAMESPACES),
             "capabilities": ["CAP_" + n for n in NAMES[: last_cap() + 1]],
-            "cgroup": {"v1": mode in ("v1", "hybrid"), "v2": mode in ("v2", "hybrid"),
-                       "systemd": mode == "v2", "systemdUser": False, "rdma": True},  # systemd: cgroups/systemd.py
+            "cgroup": cgroup_features(),
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS),
                         "operators": sorted(seccomp.OPERATORS), "archs": sorted(seccomp.ARCHES),
                         "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(seccomp.FLAGS)},

@@ -280,7 +280,7 @@ def compute_status(sd: StateDir, record: Record) -> str:
     if saved:
         from .cgroups import frozen  # reads one file; the drivers stay unimported
 
-        if frozen(saved.get("driver", ""), saved.get("paths") or {}):
+        if frozen(saved):
             return "paused"
     if os.path.exists(sd.fifo):
         return "created"

@@ -64,15 +64,13 @@ def run(argv: list[str], glob) -> int:
     cg = c.cgroup
     if cg is None:
         raise PyruncError("container has no cgroup", step="events", container=cid)
-    from ..cgroups import stats
-
     if p.opts["stats"]:
-        _emit({"type": "stats", "id": cid, "data": stats.collect(cg)})
+        _emit({"type": "stats", "id": cid, "data": cg.stats()})
         return 0
     from ..foreground import stay_for_the_container
 
     stay_for_the_container()
-    watcher = stats.OomWatcher(cg)
+    watcher = cg.oom_watcher()
     try:
         next_tick = time.monotonic()
         while True:
@@ -80,7 +78,7 @@ def run(argv: list[str], glob) -> int:
                 return 0
             now = time.monotonic()
             if now >= next_tick:
-                _emit({"type": "stats", "id": cid, "data": stats.collect(cg)})
+                _emit({"type": "stats", "id": cid, "data": cg.stats()})
                 next_tick = now + interval
             for _ in range(watcher.wait(min(next_tick - time.monotonic(), STATUS_POLL_SECONDS))):
                 _emit({"type": "oom", "id": cid})

@@ -63,8 +63,7 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
     req_opts["external"] = external or None
     cg = c.cgroup
     if cg is not None:
-        paths = cg.paths()
-        freezer = paths.get("unified") or paths.get("freezer")
+        freezer = cg.freezer_cgroup()
         if freezer:
             req_opts["freeze_cgroup"] = freezer
     if not o.pre_dump:

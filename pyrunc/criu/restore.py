@@ -22,7 +22,7 @@ import os
 from .. import linux, proc
 from ..errors import RESTORE, AlreadyExists, PyruncError
 from ..options import CreateOptions
-from ..process.creation import Creation, cgroup_resources, check_supported, resolve_rootfs
+from ..process.creation import Creation, check_supported, resolve_rootfs
 from ..process.launch import connect_console
 from ..spec import load_config
 from ..state import Record, StateDir, oci_state
@@ -75,9 +75,8 @@ def restore(sd: StateDir, o: CriuOptions, opts: CreateOptions, criu_path: str | 
         log_path = os.path.join(o.log_dir, LOG)
         conv = Conversation(criu, log_path, "restore", extra_fds=req_opts.pop("extra_fds"), stdin_fd=0)
         c.undo(conv.abort)
-        resources = cgroup_resources(config)
-        mgr.apply(conv.pid, resources)
-        mgr.set(resources)
+        mgr.apply(conv.pid)
+        mgr.set(mgr.resources)
         req_opts["cg_root"] = cgroup_roots(conv.pid) or None
         init_pid = converse(conv, req_opts, record, console_sock)
         c.init_pid = init_pid

@@ -25,7 +25,7 @@ from ..state import Record, StateDir, oci_state
 from ..userns import idmap_fds, write_mappings
 from . import channel, execfifo, faults
 from .channel import Channel
-from .creation import Creation, cgroup_resources, check_supported, resolve_rootfs
+from .creation import Creation, check_supported, resolve_rootfs
 from .launch import (
     compile_seccomp,
     connect_console,
@@ -155,10 +155,9 @@ def place_init(c: Creation, chan: Channel, mgr, record: Record, born_in_cgroup: 
     init_pid = msg["pid"]
     c.init_pid = init_pid
     if mgr is not None:
-        resources = cgroup_resources(config)
         if not (born_in_cgroup and msg.get("placed")):
-            move_init(mgr, init_pid, chan, resources)
-        mgr.set(resources)
+            move_init(mgr, init_pid, chan)
+        mgr.set(mgr.resources)
     chan.send(channel.CGROUP_JOINED)  # an init that failed meanwhile: send raises its error
     if (config.get("linux") or {}).get("netDevices"):
         from ..netdevices import move_devices
@@ -188,11 +187,11 @@ def start_cgroup_move(mgr, stage1_pid: int) -> None:
             raise
 
 
-def move_init(mgr, init_pid: int, chan: Channel, resources: dict | None = None) -> None:
+def move_init(mgr, init_pid: int, chan: Channel) -> None:
     """Move the init into the cgroup. It sets up its rootfs meanwhile and may already have
     failed and exited (a bad mount, say): then its own report is the error, not our ESRCH."""
     try:
-        mgr.apply(init_pid, resources)
+        mgr.apply(init_pid)
     except CgroupError as e:
         if e.errno == errno.ESRCH:
             chan.recv()  # raises the init's error (or "exited before reporting")

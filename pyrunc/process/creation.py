@@ -92,7 +92,8 @@ class Creation:
         from ..cgroups import create_manager
 
         lin = self.config.get("linux") or {}
-        mgr = create_manager(lin.get("cgroupsPath"), self.cid, systemd=systemd, rootless=rootless)
+        mgr = create_manager(lin.get("cgroupsPath"), self.cid, systemd=systemd, rootless=rootless,
+                             resources=cgroup_resources(self.config))
         self.mgr = mgr
         self.undo(destroy_cgroup, mgr)
         mgr.create()
