@@ -108,7 +108,7 @@ def test_destroy_retries_while_a_task_is_exiting(sleeper: subprocess.Popen) -> N
 
 
 def test_apply_of_a_gone_pid_is_esrch() -> None:
-    """Callers tell "that process already exited" from a failure by the errno (process/parent.py)."""
+    """Callers tell "that process already exited" from a failure by the errno (process/create.py)."""
     gone = subprocess.Popen(["true"])
     gone.wait()
     m = create_manager(None, unique("gone"), layout=LAYOUT)
