@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SHARED
 from tests.cri.images import BUSYBOX_IMAGE, IMAGES, PAUSE, build_archive
 from tests.e2e.conftest import (
     CGROUP_ROOT,
@@ -51,7 +52,7 @@ from tests.e2e.conftest import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-CRI_BIN = REPO.parent / "shared" / "cri" / "bin"
+CRI_BIN = SHARED / "cri" / "bin"
 CRICTL = CRI_BIN / "crictl"
 CRITEST = CRI_BIN / "critest"
 CNI_BIN = Path("/usr/lib/cni")
