@@ -373,9 +373,12 @@ def run_lane(lane: Lane, config: Callable[[Path, int, Lane], str], whence: str,
                             "--all-platforms", str(archive)], capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
             raise RuntimeError(f"ctr images import failed: {p.stderr[-1500:]}")
-        listed = cri.ok("images", "-o", "json")
-        missing = [n for n in IMAGES if n not in listed]
-        assert not missing, f"images not visible to CRI: {missing}"
+        # containerd 2.x fills the CRI's image store from the import's events, a moment later.
+        def missing() -> list[str]:
+            listed = cri.ok("images", "-o", "json")
+            return [n for n in IMAGES if n not in listed]
+        wait_for(lambda: not missing(), timeout=30, step=0.2)
+        assert not missing(), f"images not visible to CRI: {missing()}"
         yield cri
     finally:
         leftovers = teardown(cri, sockets_before, existed)
