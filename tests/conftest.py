@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: The reference material beside the checkout (../shared); PYRUNC_SHARED names it elsewhere
+#: (a git worktree one level deeper than the clone it belongs to).
+SHARED = Path(os.environ.get("PYRUNC_SHARED") or REPO.parent / "shared")
 PYRUNC = str(REPO / ".venv" / "bin" / "pyrunc")
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"

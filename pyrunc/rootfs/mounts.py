@@ -184,13 +184,9 @@ def apply_after(root_fd: int, rel: str, dest: str, opts: mopts.MountOptions, *, 
     try:
         target = fd_target(fd)
         if remount:
+            # `ro` is this mount only: an rbind's submounts keep their own flags, as the spec,
+            # the CRI (a hostPath is `rbind,ro`; recursive read-only is `rro`) and runc say.
             bind_remount(target, opts.flags, dest)
-        if remount and opts.is_recursive_bind and opts.flags & m.MS_RDONLY:
-            # `rbind,ro` must not leave submounts (e.g. /sys/fs/cgroup/*) writable.
-            try:
-                m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, m.MOUNT_ATTR_RDONLY, 0)
-            except OSError as e:
-                raise fail(f"make {dest} read-only recursively", e) from None
         if opts.rec_set or opts.rec_clr:
             try:
                 m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, opts.rec_set, opts.rec_clr)
