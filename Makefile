@@ -61,8 +61,9 @@ $(BUILD)/.apt:
 	@touch $@
 
 # docker.io would start a system dockerd from its postinst: a policy-rc.d refuses that
-# (only while we install, and only if the machine has none of its own).
-$(BUILD)/.apt-test: $(BUILD)/.apt
+# (only while we install, and only if the machine has none of its own). The Makefile is a
+# prerequisite so that a package added to the list is installed on a machine set up before.
+$(BUILD)/.apt-test: $(BUILD)/.apt Makefile
 	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing$$missing"; \
