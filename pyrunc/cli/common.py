@@ -9,13 +9,18 @@ from ..options import CreateOptions
 from .args import Opt
 
 CREATE_OPTS = [
-    Opt("bundle", True, "b", default="."),
-    Opt("console-socket", True, default=None),
-    Opt("pid-file", True, default=None),
-    Opt("no-pivot"),
-    Opt("no-new-keyring"),
-    Opt("preserve-fds", True, default="0"),
-    Opt("pidfd-socket", True, default=None),
+    Opt("bundle", True, "b", default=".",
+        doc="the bundle directory: config.json and the root filesystem it names"),
+    Opt("console-socket", True, default=None,
+        doc="AF_UNIX socket to send the terminal's master fd to (process.terminal true)"),
+    Opt("pid-file", True, default=None,
+        doc="write the init's host pid to this file (no newline)"),
+    Opt("no-pivot", doc="enter the rootfs with MS_MOVE and chroot, not pivot_root (for a rootfs on a ramdisk)"),
+    Opt("no-new-keyring", doc="keep the caller's session keyring instead of making a new one"),
+    Opt("preserve-fds", True, default="0",
+        doc="pass N more open fds after stdio (and $LISTEN_FDS) to the container"),
+    Opt("pidfd-socket", True, default=None,
+        doc="accepted for runc's callers; not supported yet: no pidfd is sent"),
 ]
 
 

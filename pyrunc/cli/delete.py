@@ -7,9 +7,11 @@ from ..errors import NotFound, PyruncError
 from ..state import check_id
 from .args import Opt, exactly, parse
 
+OPTIONS = [Opt("force", short="f", doc="also delete a running or paused container: SIGKILL its processes first")]
+
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("force", short="f")], command="delete")
+    p = parse(argv, OPTIONS, command="delete")
     (cid,) = exactly(p, 1, "delete", "[command options] <container-id>")
     force = p.opts["force"]
     check_id(cid)  # before any path is built from it: `delete -f ../x` must not reach outside
