@@ -71,7 +71,7 @@ def connect_console_socket(path: str):
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise PyruncError(f"connect to console socket {path}: {e.strerror}", step="create") from None
+        raise PyruncError(f"connect to console socket {path}: {e.strerror}", errno=e.errno or 0) from None
     return sock
 
 
@@ -80,7 +80,7 @@ def send_master(sock, master: int, name: str) -> None:
     try:
         sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))])
     except OSError as e:
-        raise PyruncError(f"send pty master to console socket: {e.strerror}", step="create") from None
+        raise PyruncError(f"send pty master to console socket: {e.strerror}", errno=e.errno or 0) from None
 
 
 def proxy(master: int, pid: int, reap) -> int:

@@ -212,6 +212,76 @@ class Manager:
         """The directory CRIU freezes the container through (its ``freeze_cgroup``), if any."""
         raise NotImplementedError
 
+    def sub_cgroups(self, subs: dict[str, str]) -> SubCgroups:
+        """Where `exec --cgroup` puts a process: existing sub-cgroups of the container's, by
+        controller (``{"pids": "sub"}``) or in every hierarchy (``{"": "sub"}``)."""
+        return sub_cgroups_of(self.container_id, self.paths(), subs, rootless=self.rootless)
+
+
+def sub_cgroups_of(container_id: str, paths: dict[str, str], subs: dict[str, str], *,
+                   rootless: bool = False) -> SubCgroups:
+    """The directories of ``subs`` below the container's cgroup ``paths`` (runc 1.5's rules):
+    a path is relative to the container's cgroup (a leading ``/`` too) and may not climb out of
+    it; a bare path (key "") means every hierarchy; on a cgroup v2 host, where one directory holds
+    every controller, a controller prefix picks nothing and only the path counts. Each directory
+    must exist: exec never makes cgroups."""
+    def below(base: str, sub: str) -> str:
+        rel = sub.strip("/")
+        if not rel or any(part == ".." for part in rel.split("/")):
+            raise CgroupError(f"bad sub cgroup path: {sub}", step=APPLY_CGROUP, container=container_id)
+        return base + "/" + rel
+
+    targets: dict[str, str] = {}
+    if set(paths) <= {"unified"}:  # cgroup v2: one hierarchy
+        wanted = set(subs.values())
+        if len(wanted) > 1:
+            raise CgroupError(f"--cgroup gives {len(wanted)} different sub-cgroups, and cgroup v2 "
+                              "has one hierarchy: " + ", ".join(sorted(wanted)), step=APPLY_CGROUP,
+                              container=container_id)
+        for key, base in paths.items():
+            targets[key] = below(base, wanted.pop() if wanted else "")
+    elif "" in subs:
+        targets = {key: below(base, subs[""]) for key, base in paths.items()}
+    else:
+        for ctrl, sub in subs.items():
+            if ctrl not in paths:
+                raise CgroupError(f"unknown controller {ctrl} in --cgroup (this container's: "
+                                  f"{', '.join(sorted(paths))})", step=APPLY_CGROUP,
+                                  container=container_id)
+            targets[ctrl] = below(paths[ctrl], sub)
+        # co-mounted controllers share a directory: the ones not named stay where they are
+        targets = {key: targets.get(key, base) for key, base in paths.items()}
+    for directory in sorted(set(targets.values()) - set(paths.values())):
+        if not os.path.isdir(directory):
+            raise CgroupError(f"sub-cgroup {directory} does not exist", step=APPLY_CGROUP,
+                              container=container_id, errno=errno.ENOENT)
+    return SubCgroups(container_id, targets, rootless=rootless)
+
+
+class SubCgroups:
+    """Existing cgroup directories a new process is placed in (`exec --cgroup`): the placement
+    half of a manager (``birth_plan``, ``apply``), nothing that makes or removes cgroups."""
+
+    def __init__(self, container_id: str, paths: dict[str, str], *, rootless: bool = False):
+        self.container_id = container_id
+        self._paths = paths
+        self.rootless = rootless
+
+    def can_place_at_birth(self) -> bool:
+        return True
+
+    def birth_plan(self) -> tuple[list[str], str | None]:
+        return sorted({d for key, d in self._paths.items() if key != "unified"}), self._paths.get("unified")
+
+    def apply(self, pid: int) -> None:
+        for directory in sorted(set(self._paths.values())):
+            try:
+                write_file(directory, "cgroup.procs", str(pid), step=APPLY_CGROUP,
+                           container=self.container_id)
+            except CgroupError as e:
+                if not (self.rootless and e.errno in (errno.EACCES, errno.EPERM)):
+                    raise
+
 
 class FsManager(Manager):
     """The drivers that own their directories (v1, v2, hybrid): what they share.

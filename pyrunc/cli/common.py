@@ -20,7 +20,7 @@ CREATE_OPTS = [
     Opt("preserve-fds", True, default="0",
         doc="pass N more open fds after stdio (and $LISTEN_FDS) to the container"),
     Opt("pidfd-socket", True, default=None,
-        doc="accepted for runc's callers; not supported yet: no pidfd is sent"),
+        doc="path to an AF_UNIX socket that receives a pidfd of the container's init"),
 ]
 
 
@@ -37,7 +37,8 @@ def create_options(opts: dict, glob, *, detach: bool, subreaper: bool = False,
 
         claim(preserve, step="create", container=cid)  # before anything of ours is opened
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid_file"],
-                         console_socket=opts["console_socket"], no_pivot=opts["no_pivot"],
+                         console_socket=opts["console_socket"], pidfd_socket=opts["pidfd_socket"],
+                         no_pivot=opts["no_pivot"],
                          no_new_keyring=opts["no_new_keyring"], preserve_fds=preserve,
                          systemd_cgroup=glob.systemd_cgroup, rootless=glob.rootless,
                          subreaper=subreaper, detach=detach)

@@ -32,7 +32,7 @@ from ..rootfs import resolve
 from ..security import capabilities, lsm
 from ..state import Record, oci_state
 from . import channel, execfifo
-from .stages import InitContext, run_steps
+from .stages import InitContext, run_steps, send_pidfd
 
 # The kernel's resource numbers (Python's resource module lacks some, e.g. RLIMIT_LOCKS).
 RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
@@ -204,6 +204,12 @@ def open_console_mountpoint() -> int:
         raise PyruncError(f"prepare /dev/console: {e.strerror}", step="set_up_console") from None
     finally:
         os.close(dev_fd)
+
+
+def send_init_pidfd(ctx: InitContext) -> None:
+    """--pidfd-socket: our pidfd to the caller, where runc's init sends it (after the console,
+    before the rootfs is finished), so it arrives before `create` returns."""
+    send_pidfd(ctx, b"standard")
 
 
 def apply_sysctl(ctx: InitContext) -> None:
@@ -576,6 +582,7 @@ STEPS = (
     reopen_dev_null,
     create_cwd,
     set_up_console,
+    send_init_pidfd,
     set_hostname,
     apply_sysctl,
     finish_rootfs,
