@@ -13,6 +13,7 @@ a failed create, and stamps the error once.
 from __future__ import annotations
 
 import _signal as signal  # the C module: no enum import on the hot path
+import errno
 import os
 import time
 
@@ -142,9 +143,17 @@ class Creation:
 
 
 def destroy_cgroup(mgr) -> None:
-    """Remove a creation's cgroup, first killing anything in it (an init we never heard of)."""
-    if mgr.exists() and mgr.pids():
-        mgr.signal_all(signal.SIGKILL)
+    """Remove a creation's cgroup, first killing anything in it (an init we never heard of).
+
+    The cgroup may vanish between the look and the kill: systemd stops a scope, and removes
+    its cgroup, as soon as its last process is gone, so ENODEV/ENOENT here mean "empty".
+    """
+    try:
+        if mgr.exists() and mgr.pids():
+            mgr.signal_all(signal.SIGKILL)
+    except (OSError, PyruncError) as e:
+        if e.errno not in (errno.ENODEV, errno.ENOENT):
+            raise
     mgr.destroy()
 
 
