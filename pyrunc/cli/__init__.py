@@ -32,6 +32,8 @@ COMMANDS = {
     "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
     "checkpoint": "checkpoint a running container",
     "restore": "restore a container from a previous checkpoint",
+    "plan": "show what create would do for a bundle on this host, doing none of it",
+    "check": "lint a bundle's config: errors, security posture, runc/spec portability",
 }
 
 GLOBAL = [
