@@ -571,7 +571,7 @@ def plan_remount(plan: RootfsPlan, index: int, dest: str, mtype: str, flags: int
     """``remount``: mount(2) changes the mount already at the destination (its flags and
     options) instead of stacking a new one; anything else there is EINVAL."""
     view = plan.view
-    rel = view.resolve(dest)
+    rel = view.resolve(dest, "dir")  # mounts.mount_fs makes the mount point first
     e = view.covering(rel)
     if e.point != rel:
         raise PyruncError(f"mount {mtype} on {dest}: Invalid argument (remount: nothing is mounted there)",
