@@ -421,9 +421,8 @@ def stage1_steps(p: Planner, ns: namespaces.Plan, mgr_plan: dict | None) -> None
     if placement.get("how") == "born":
         if placement.get("clone_into"):
             p.note("fork stage 1", f"clone3(CLONE_INTO_CGROUP) into {placement['clone_into']}")
-        if placement.get("tasks"):
-            p.note("join cgroups", f'write "0" to {len(placement["tasks"])} v1 tasks files: '
-                                   + ", ".join(placement["tasks"]))
+        for tasks in placement.get("tasks") or []:
+            p.note("join cgroups", f'write "0" to {tasks}')
     add_step(p, "parent", "fork stage 1")
     add_step(p, "stage 1", "join cgroups")
     joins = [r for r in p.doc["namespaces"] if r["action"] == "join"]
@@ -464,7 +463,7 @@ def place_steps(p: Planner, mgr_plan: dict | None) -> None:
     if (p.config.get("linux") or {}).get("netDevices"):
         p.note("place_init", "move " + ", ".join(p.config["linux"]["netDevices"]) + " into the network namespace")
     p.note("place_init", 'send "cgroup_joined": the init may go past enter_cgroup')
-    add_step(p, "parent", "place_init")
+    add_step(p, "parent, meanwhile", "place_init")
 
 
 def serve_steps(p: Planner) -> None:
@@ -477,7 +476,7 @@ def serve_steps(p: Planner) -> None:
     if p.doc["process"]["terminal"]:
         p.note("serve_init", "pass the pty master to the console socket")
     p.note("serve_init", "on ready: save the record (created) and the pid file; exit")
-    add_step(p, "parent", "serve_init")
+    add_step(p, "parent, meanwhile", "serve_init")
     for h in hooks.get("poststart") or []:
         p.note("start", f"after the program runs: poststart hook {h['path']}")
     if hooks.get("poststart"):
@@ -573,6 +572,7 @@ def render_text(doc: dict) -> str:
             stage = s["stage"]
             out.append("")
             out.append({"parent": "pyrunc create (the parent, on the host):", "stage 1": "stage 1 (forked):",
+                        "parent, meanwhile": "pyrunc create, while the init works:",
                         "init": "the init (PID 1 of the container), its steps in order:",
                         "start": "pyrunc start:"}.get(stage, stage + ":"))
         if not s["does"]:

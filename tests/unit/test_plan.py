@@ -228,3 +228,30 @@ def test_create_dry_run_prints_the_plan_and_creates_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "problems (create would fail):" in out and "/no/such/source" in out
     assert not (tmp_path / "state").exists()
+
+
+def test_the_readme_plan_block_runs_as_written(tmp_path):
+    """README's "What is a container?" block, with a rootfs in demo/rootfs as its comment asks."""
+    import re
+    import shutil
+    import subprocess
+
+    if not shutil.which("jq"):
+        pytest.skip("jq is not installed")
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "README.md").read_text()
+    section = text.split("## What is a container? Ask `pyrunc plan`", 1)[1].split("\n## ", 1)[0]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    root = rootfs(tmp_path / "demo")
+    (root / "bin" / "echo").write_text("#!/bin/sh\n")
+    (root / "bin" / "echo").chmod(0o755)
+    wrapper = tmp_path / "bin"
+    wrapper.mkdir()
+    (wrapper / "pyrunc").write_text(f'#!/bin/sh\nexec {repo / ".venv/bin/pyrunc"} --root {tmp_path / "state"} "$@"\n')
+    (wrapper / "pyrunc").chmod(0o755)
+    env = dict(os.environ, PATH=f"{wrapper}:{os.environ['PATH']}")
+    p = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "mount_filesystems" in p.stdout and "execve /bin/echo ['hello']" in p.stdout
+    assert not (tmp_path / "state").exists()
