@@ -98,7 +98,7 @@ def plan_create(bundle: str, cid: str, root: str, opts: CreateOptions) -> dict:
     plan_capabilities(p)
     p.attempt("/linux/seccomp", plan_seccomp, p)
     plan_hooks(p)
-    mgr_plan = p.attempt("/linux/resources", plan_cgroup, p, is_rootless)
+    mgr_plan = p.attempt("make_cgroup", plan_cgroup, p, is_rootless)
     plan_process(p, ns)
     view = plan_rootfs(p, ns, mgr_plan or {}) if p.rootfs else None
     if view is not None:
