@@ -97,3 +97,24 @@ def test_v2_plan_predicts_controllers_of_a_new_cgroup(tmp_path, cgroupfs):
     enabling = [w[0] for w in plan["writes"] if w[0].endswith("cgroup.subtree_control")]
     assert enabling == [str(tmp_path / "v2/cgroup.subtree_control"), str(tmp_path / "v2/a/cgroup.subtree_control"),
                         str(tmp_path / "v2/a/b/cgroup.subtree_control")]
+
+
+def test_systemd_plan_names_the_unit_its_properties_and_the_files(tmp_path, cgroupfs, monkeypatch):
+    """No bus connection: the unit create would start, its properties (the same function the
+    start uses) and the v2 files written into the unit's cgroup afterwards."""
+    from pyrunc.cgroups import detect, systemd_unit
+
+    monkeypatch.setattr(detect, "systemd_running", lambda: True)
+    layout = make_layout(tmp_path, "v2")
+    resources = {"memory": {"limit": 1 << 30}, "pids": {"limit": 10}}
+    m = create_manager("machine.slice:pyrunc:c1", "c1", systemd=True, layout=layout, resources=resources)
+    plan = m.plan()
+    assert plan["driver"] == "systemd" and plan["unit"] == "pyrunc-c1.scope" and plan["slice"] == "machine.slice"
+    assert plan["mkdir"] == [] and plan["placement"] == {"how": "unit", "unit": "pyrunc-c1.scope"}
+    props = dict((name, value) for name, value in plan["properties"])
+    assert props["Delegate"] is True and props["Slice"] == "machine.slice"
+    assert props["MemoryMax"] == 1 << 30 and props["TasksMax"] == 10
+    assert [n for n, _ in plan["properties"]][-2:] == [n for n, _ in systemd_unit.resource_properties(resources)]
+    unit_dir = tmp_path / "v2/machine.slice/pyrunc-c1.scope"
+    assert [w[0] for w in plan["writes"]] == [str(unit_dir / "memory.max"), str(unit_dir / "pids.max")]
+    assert cgroupfs == [] and not unit_dir.exists()
