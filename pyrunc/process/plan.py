@@ -409,8 +409,10 @@ def parent_steps(p: Planner, ns: namespaces.Plan, mgr_plan: dict | None) -> None
             if step != "set cgroup resources":
                 p.note("make_cgroup", f"write {value!r} to {f}")
         if mgr_plan.get("unit"):
-            p.note("make_cgroup", f"systemd unit {mgr_plan['unit']} in {mgr_plan.get('slice')}, "
-                                  f"{len(mgr_plan.get('properties') or [])} properties (started with the init)")
+            p.note("make_cgroup", f"systemd unit {mgr_plan['unit']} in {mgr_plan.get('slice')} (started with "
+                                  "the init, place_init), with these properties:")
+            for name, value in mgr_plan.get("properties") or []:
+                p.note("make_cgroup", f"  {name}={value}")
     add_step(p, "parent", "make_cgroup")
     p.note("save_record", "the state record, marked creating (delete --force finds everything from here)")
     add_step(p, "parent", "save_record")
@@ -611,6 +613,9 @@ def _render_summary(doc: dict) -> list[str]:
         out.append("seccomp: none")
     for r in doc.get("rlimits") or []:
         out.append(f"rlimit {r['type']}: {r['soft']}:{r['hard']}")
+    for kind, hooks in (doc.get("hooks") or {}).items():
+        for h in hooks:
+            out.append(f"hook {kind}: {' '.join([h['path']] + h['args'][1:])} ({h['where']}; {h['step']})")
     return out
 
 
@@ -621,7 +626,8 @@ def _render_mounts(doc: dict) -> list[str]:
     out = ["", "the container's mount table (as /proc/PID/mountinfo will list it):"]
     for i, e in enumerate(mounts):
         prop = e["propagation"] if e["propagation"] != "private" else ""
-        out.append(f"  {i:>3} {e['point']:<28} {e['type']:<8} {e['flags']:<36} {prop:<8} "
+        source = e["source"] if len(e["source"]) <= 24 else "..." + e["source"][-21:]
+        out.append(f"  {i:>3} {e['point']:<24} {e['type']:<7} {source:<24} {e['flags']:<32} {prop:<6} "
                    f"{e['step']}: {e['origin']}")
     devices = doc.get("devices") or []
     if devices:
