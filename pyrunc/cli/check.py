@@ -14,6 +14,7 @@ import sys
 from ..errors import UsageError
 from ..options import CreateOptions
 from .args import Opt, parse
+from .common import default_id
 
 CHECK_OPTS = [Opt("bundle", True, "b", default="."), Opt("format", True, "f", default="text"),
               Opt("fail-on", True, default="error")]
@@ -32,8 +33,11 @@ def run(argv: list[str], glob) -> int:
     from .. import lint
 
     bundle = os.path.abspath(p.opts["bundle"])
-    cid = p.args[0] if p.args else os.path.basename(bundle) or "container"
-    opts = CreateOptions(bundle=bundle, systemd_cgroup=glob.systemd_cgroup, rootless=glob.rootless)
+    cid = p.args[0] if p.args else default_id(bundle)
+    # The config is judged, not one invocation of it: a terminal needs a console socket only
+    # when create detaches, so check plans a foreground create (`run`'s).
+    opts = CreateOptions(bundle=bundle, systemd_cgroup=glob.systemd_cgroup, rootless=glob.rootless,
+                         detach=False)
     report = lint.check(bundle, root=glob.root, cid=cid, opts=opts)
     if fmt == "json":
         import json

@@ -39,6 +39,20 @@ def create_options(opts: dict, glob, *, detach: bool, subreaper: bool = False,
 
 
 
+def default_id(bundle: str) -> str:
+    """`plan` and `check` without an id: the bundle directory's name, if it is a valid id (it
+    names the cgroup where the config has no cgroupsPath)."""
+    from ..errors import InvalidID
+    from ..state import check_id
+
+    name = os.path.basename(os.path.abspath(bundle))
+    try:
+        check_id(name)
+    except InvalidID:
+        return "container"
+    return name
+
+
 # `pyrunc plan` and `create --dry-run`: the output format of the plan.
 PLAN_OPTS = [Opt("format", True, "f", default="text")]
 

@@ -7,11 +7,9 @@ The plan itself is pyrunc/process/plan.py's; `create --dry-run` prints the same.
 
 from __future__ import annotations
 
-import os
-
 from ..errors import UsageError
 from .args import parse
-from .common import CREATE_OPTS, PLAN_OPTS, print_plan
+from .common import CREATE_OPTS, PLAN_OPTS, default_id, print_plan
 
 
 def run(argv: list[str], glob) -> int:
@@ -19,5 +17,5 @@ def run(argv: list[str], glob) -> int:
     if len(p.args) > 1:
         raise UsageError('"plan" takes at most 1 argument (usage: pyrunc plan [command options] '
                          "[<container-id>])", step="plan")
-    cid = p.args[0] if p.args else os.path.basename(os.path.abspath(p.opts["bundle"])) or "container"
+    cid = p.args[0] if p.args else default_id(p.opts["bundle"])
     return print_plan(p.opts, glob, cid)

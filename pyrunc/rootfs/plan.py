@@ -586,14 +586,14 @@ _FILESYSTEMS: set[str] = set()
 
 
 def kernel_filesystems() -> set[str]:
-    """The filesystem types this kernel has (/proc/filesystems; bind and cgroup always pass)."""
+    """The filesystem types this kernel has (/proc/filesystems): mount(2) of any other is ENODEV.
+    (A bind is no filesystem mount: classify sent it elsewhere whatever its type says.)"""
     if not _FILESYSTEMS:
         try:
             with open("/proc/filesystems", encoding="ascii") as f:
                 _FILESYSTEMS.update(line.split()[-1] for line in f if line.strip())
         except OSError:
-            return {"", "bind", "none"} | set(HOST_VIEW) | {"tmpfs", "devpts", "mqueue", "cgroup"}
-        _FILESYSTEMS.update({"", "bind", "none"})
+            return set(HOST_VIEW) | {"tmpfs", "devpts", "mqueue", "cgroup"}
     return _FILESYSTEMS
 
 

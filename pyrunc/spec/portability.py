@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
 # Fields of runtime-spec 1.1-1.3 that runc 1.1 (runtime-spec 1.0.2) does not know and ignores.
 NEWER_FIELDS = (
-    (("process", "scheduler"), "runtime-spec 1.2", "runc 1.2"),
-    (("process", "ioPriority"), "runtime-spec 1.2", "runc 1.2"),
-    (("process", "execCPUAffinity"), "runtime-spec 1.2", "runc 1.3"),
-    (("linux", "netDevices"), "runtime-spec 1.3", "runc 1.4"),
-    (("linux", "memoryPolicy"), "runtime-spec 1.3", "runc 1.4"),
+    (("process", "scheduler"), "runtime-spec 1.2", "1.2"),
+    (("process", "ioPriority"), "runtime-spec 1.2", "1.2"),
+    (("process", "execCPUAffinity"), "runtime-spec 1.2", "1.3"),
+    (("linux", "netDevices"), "runtime-spec 1.3", "1.4"),
+    (("linux", "memoryPolicy"), "runtime-spec 1.3", "1.4"),
 )
 
 

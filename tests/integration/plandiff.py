@@ -272,9 +272,69 @@ class Outcome:
         return f"Outcome({self.kind}: {self.detail}; " + "; ".join(self.diffs) + ")"
 
 
+class ConsoleSocket:
+    """A console socket that takes the pty master create sends (a terminal container needs one
+    when create detaches) and keeps it open until closed."""
+
+    def __init__(self) -> None:
+        import socket
+        import tempfile
+        import threading
+
+        self.dir = tempfile.mkdtemp(prefix="plan-tty-", dir="/tmp")  # sun_path is short
+        self.path = os.path.join(self.dir, "c.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+        self.fds: list[int] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    _, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+                    self.fds += fds
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        import shutil
+
+        self.sock.close()
+        for fd in self.fds:
+            os.close(fd)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def differential(bundle: Path, cid: str, root: Path, flags: list[str] | None = None) -> Outcome:
-    """`plan` then `create` (and `start`) the bundle with a private --root; compare; delete."""
-    flags = flags or []
+    """`plan` then `create` (and `start`) the bundle with a private --root; compare; delete.
+    A terminal container gets a console socket of ours (both commands are told of it)."""
+    flags = list(flags or [])
+    console = None
+    try:
+        config = json.loads((bundle / "config.json").read_text())
+        terminal = bool(config["process"]["terminal"])
+    except (ValueError, KeyError, TypeError):
+        terminal = False
+    if terminal:
+        console = ConsoleSocket()
+        flags += ["--console-socket", console.path]
+    try:
+        return _differential(bundle, cid, root, flags)
+    finally:
+        if console is not None:
+            console.close()
+
+
+def _differential(bundle: Path, cid: str, root: Path, flags: list[str]) -> Outcome:
     p = pyrunc(root, "plan", "--format", "json", *flags, cid, cwd=bundle)
     try:
         plan = json.loads(p.stdout) if p.stdout.strip() else None

@@ -78,21 +78,17 @@ def _capturing_ctx():
     return PlanCtx
 
 
-def _flags(args: tuple) -> tuple[list[str], bool]:
-    """The create flags that change what create does (--no-pivot, --no-new-keyring, the bundle);
-    and whether a console socket was given."""
+def _flags(args: tuple) -> list[str]:
+    """The create flags that change what create does (--no-pivot, --no-new-keyring); a console
+    socket, if the scenario had one, is replaced by the differential's own."""
     flags: list[str] = []
-    console = False
     it = iter(args[1:])
     for a in it:
         if a in ("--no-pivot", "--no-new-keyring"):
             flags.append(a)
-        elif a in ("--console-socket",):
-            console = True
+        elif a in ("--console-socket", "--pid-file", "--bundle", "-b", "--preserve-fds", "--pidfd-socket"):
             next(it, None)
-        elif a in ("--pid-file", "--bundle", "-b", "--preserve-fds", "--pidfd-socket"):
-            next(it, None)
-    return flags, console
+    return flags
 
 
 @pytest.fixture(scope="module")
@@ -131,22 +127,30 @@ def test_plan_matches_create_conformance(sc, conformance_template, tmp_path):
 
 
 def _run_captured(ctx, args: tuple, tmp_path: Path):
-    flags, console = _flags(args)
+    flags = _flags(args)
     cfg = json.loads((ctx.bundle / "config.json").read_text())
     process = cfg.get("process")
     if isinstance(process, dict):
         process["args"] = ["/bin/sleep", "1000"]
-        if process.get("terminal") and not console:
-            process["terminal"] = False  # no console socket to take the pty: nothing else changes
     (ctx.bundle / "config.json").write_text(json.dumps(cfg))
     return plandiff.differential(ctx.bundle, "plan-c1", ctx.work / "plan-root", flags)
 
 
 # -- the foreign-config corpus ----------------------------------------------------------------
 
-@pytest.mark.parametrize("fixture,variant,transform", FOREIGN)
+def _with_terminal(cfg: dict) -> dict:
+    cfg = copy.deepcopy(cfg)
+    cfg["process"]["terminal"] = True  # adapt() turns it off; back on, as `runc spec` wrote it
+    return cfg
+
+
+TERMINAL = [pytest.param("runc-spec.json", "with its terminal", _with_terminal, id="runc-spec+terminal")]
+
+
+@pytest.mark.parametrize("fixture,variant,transform", FOREIGN + TERMINAL)
 def test_plan_matches_create_foreign(fixture, variant, transform, rootfs_template, tmp_path):
-    cfg = adapt(transform(json.loads((CONFIGS / fixture).read_text())), f"/pyrunc-plan-{os.getpid()}-{fixture}")
+    cfg = adapt(json.loads((CONFIGS / fixture).read_text()), f"/pyrunc-plan-{os.getpid()}-{fixture}")
+    cfg = transform(cfg)
     cfg["process"]["args"] = ["/bin/sleep", "1000"]
     bundle = tmp_path / "bundle"
     bundle.mkdir()

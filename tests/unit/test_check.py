@@ -131,7 +131,7 @@ PORTABILITY = [
     ("rootfsPropagation", lambda c: c["linux"].update(rootfsPropagation="shared"), "rootfsPropagation shared"),
     ("no pid namespace", lambda c: c["linux"]["namespaces"].remove({"type": "pid"}), "no pid namespace"),
     ("seccomp without flags", lambda c: c["linux"]["seccomp"].pop("flags"), "SPEC_ALLOW"),
-    ("scheduler", lambda c: c["process"].update(scheduler={"policy": "SCHED_OTHER"}), "runc before runc 1.2"),
+    ("scheduler", lambda c: c["process"].update(scheduler={"policy": "SCHED_OTHER"}), "ignored by runc before 1.2"),
     ("time namespace", lambda c: c["linux"]["namespaces"].append({"type": "time"}), "runc 1.1 refuses"),
     ("idmapped mount", lambda c: c["mounts"].append({"destination": "/d", "type": "bind", "source": "/tmp",
                                                      "options": ["rbind", "idmap"]}), "idmapped mount"),
