@@ -246,9 +246,12 @@ def plan_hooks(p: Planner) -> None:
             continue
         out[kind] = [{"path": h.get("path"), "args": h.get("args") or [], "timeout": h.get("timeout"),
                       "stage": stage, "step": step, "where": where} for h in entries]
-        for h in entries:
-            if not os.path.exists(h.get("path") or "") and kind != "poststop":
-                p.warn(f"{kind} hook {h.get('path')}: not found on this host (create would fail)")
+        for i, h in enumerate(entries):
+            path = h.get("path") or ""
+            if kind in ("prestart", "createRuntime", "createContainer") and not os.path.exists(path):
+                p.problem(f"/hooks/{kind}/{i}/path", f"{kind} hook {path}: no such file on this host")
+            elif kind == "poststart" and not os.path.exists(path):
+                p.warn(f"poststart hook {path}: no such file on this host (`start` would fail)")
     p.doc["hooks"] = out
 
 

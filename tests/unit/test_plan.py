@@ -184,11 +184,12 @@ def test_plan_collects_what_create_would_refuse(tmp_path):
     config["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/source"})
     config["linux"]["sysctl"] = {"net.ipv4.no_such_knob": "1"}
     config["linux"]["namespaces"].append({"type": "time", "path": str(b / "config.json")})
+    config["hooks"] = {"createRuntime": [{"path": "/no/such/hook"}], "poststop": [{"path": "/no/such/hook"}]}
     (b / "config.json").write_text(json.dumps(config))
     doc = plan_create(str(b), "u1", str(tmp_path / "state"), CreateOptions(bundle=str(b)))
     where = sorted(w for w, _ in doc["problems"])
-    assert where == ["/linux/namespaces", "/linux/sysctl/net.ipv4.no_such_knob", f"/mounts/{len(config['mounts']) - 1}",
-                     "/process/args/0"], doc["problems"]
+    assert where == ["/hooks/createRuntime/0/path", "/linux/namespaces", "/linux/sysctl/net.ipv4.no_such_knob",
+                     f"/mounts/{len(config['mounts']) - 1}", "/process/args/0"], doc["problems"]
 
 
 def test_capabilities_after_execve():
