@@ -19,6 +19,7 @@ from .errors import (
     DELETE,
     EXEC,
     KILL,
+    PLAN,
     START,
     UPDATE,
     Boundary,
@@ -120,6 +121,16 @@ class Container:
         c.record, c.console_master = create_container(c.dir, opts)
         c.dir.unlock()
         return c
+
+    @staticmethod
+    def plan(root: str, cid: str, opts: CreateOptions) -> dict:
+        """What ``create(root, cid, opts)`` would do on this host, found without doing any of it
+        (pyrunc/process/plan.py: `pyrunc plan`, `create --dry-run`). Raises ConfigError when
+        config.json cannot be read or validated; the rest goes into the plan's ``problems``."""
+        from .process.plan import plan_create
+
+        with Boundary(cid, PLAN):
+            return plan_create(opts.bundle, cid, root, opts)
 
     @classmethod
     def restore(cls, root: str, cid: str, criu_options, opts: CreateOptions,

@@ -32,6 +32,8 @@ COMMANDS = {
     "events": "print a container's resource statistics and OOM events",
     "checkpoint": "save a running container to images with CRIU",
     "restore": "start a container again from CRIU images",
+    "plan": "show what create would do for a bundle on this host, doing none of it",
+    "check": "lint a bundle's config: errors, security posture, runc/spec portability",
 }
 
 GLOBAL = [

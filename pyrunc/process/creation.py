@@ -90,11 +90,7 @@ class Creation:
     def make_cgroup(self, *, systemd: bool, rootless: bool):
         """The container's cgroup (or systemd unit), removed again on failure with every process
         in it; before the manager creates anything, so a half-made one is removed too."""
-        from ..cgroups import create_manager
-
-        lin = self.config.get("linux") or {}
-        mgr = create_manager(lin.get("cgroupsPath"), self.cid, systemd=systemd, rootless=rootless,
-                             resources=cgroup_resources(self.config))
+        mgr = new_manager(self.config, self.cid, systemd=systemd, rootless=rootless)
         self.mgr = mgr
         self.undo(destroy_cgroup, mgr)
         mgr.create()
@@ -140,6 +136,16 @@ class Creation:
         record = Record(self.cid, bundle=self.bundle, config=self.config)
         run_hooks_warn(self.config["hooks"], "poststop", oci_state(record, "stopped", pid=0),
                        lambda msg: log.get().warning(f"container {self.cid}: {msg}"))
+
+
+def new_manager(config: dict, cid: str, *, systemd: bool, rootless: bool):
+    """The container's cgroup manager, nothing made yet (create, and `pyrunc plan`, which asks it
+    what it would make)."""
+    from ..cgroups import create_manager
+
+    lin = config.get("linux") or {}
+    return create_manager(lin.get("cgroupsPath"), cid, systemd=systemd, rootless=rootless,
+                          resources=cgroup_resources(config))
 
 
 def destroy_cgroup(mgr) -> None:

@@ -356,6 +356,11 @@ def home_of(uid: int) -> str | None:
         data = os.read(fd, 1 << 20)
     finally:
         os.close(fd)
+    return passwd_home(data, uid)
+
+
+def passwd_home(data: bytes, uid: int) -> str | None:
+    """The home directory of ``uid`` in the text of a passwd file (also used by `pyrunc plan`)."""
     for line in data.decode("utf-8", "replace").splitlines():
         fields = line.split(":")
         if len(fields) >= 7 and fields[2] == str(uid):
