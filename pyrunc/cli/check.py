@@ -16,8 +16,12 @@ from ..options import CreateOptions
 from .args import Opt, parse
 from .common import default_id
 
-CHECK_OPTS = [Opt("bundle", True, "b", default="."), Opt("format", True, "f", default="text"),
-              Opt("fail-on", True, default="error")]
+CHECK_OPTS = [
+    Opt("bundle", True, "b", default=".", doc="path to the bundle whose config.json is checked"),
+    Opt("format", True, "f", default="text", doc="how to print the findings: text or json"),
+    Opt("fail-on", True, default="error",
+        doc="exit 1 when a finding at this level or above is found: error or warning"),
+]
 
 
 def run(argv: list[str], glob) -> int:

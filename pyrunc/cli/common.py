@@ -60,7 +60,8 @@ def default_id(bundle: str) -> str:
 
 
 # `pyrunc plan` and `create --dry-run`: the output format of the plan.
-PLAN_OPTS = [Opt("format", True, "f", default="text")]
+PLAN_OPTS = [Opt("format", True, "f", default="text",
+                 doc="how to print the plan: text (for people) or json (for programs)")]
 
 
 def print_plan(opts: dict, glob, cid: str) -> int:

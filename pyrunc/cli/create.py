@@ -9,9 +9,11 @@ from ..container import Container
 from .args import Opt, exactly, parse
 from .common import CREATE_OPTS, PLAN_OPTS, create_options
 
+OPTIONS = CREATE_OPTS + [Opt("dry-run", doc="print what create would do (the plan) and make nothing")] + PLAN_OPTS
+
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, CREATE_OPTS + [Opt("dry-run")] + PLAN_OPTS, command="create")
+    p = parse(argv, OPTIONS, command="create")
     (cid,) = exactly(p, 1, "create", "[command options] <container-id>")
     if p.opts["dry_run"]:
         from .common import print_plan

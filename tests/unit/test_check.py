@@ -126,7 +126,7 @@ def test_security_posture(name, change, expect):
 PORTABILITY = [
     ("pids.limit 0", lambda c: c["linux"]["resources"].update(pids={"limit": 0}), "pids.limit 0"),
     ("rbind,ro", lambda c: c["mounts"].append({"destination": "/d", "type": "bind", "source": "/tmp",
-                                               "options": ["rbind", "ro"]}), "submounts writable"),
+                                               "options": ["rbind", "ro"]}), "stay writable"),
     ("cpu.shares", lambda c: c["linux"]["resources"].update(cpu={"shares": 1024}), "cpu.weight 39"),
     ("rootfsPropagation", lambda c: c["linux"].update(rootfsPropagation="shared"), "rootfsPropagation shared"),
     ("no pid namespace", lambda c: c["linux"]["namespaces"].remove({"type": "pid"}), "no pid namespace"),
