@@ -25,6 +25,9 @@ OPTIONS = [
     Opt("empty-ns", True, multi=True,
         doc="a namespace to leave empty in the images: only network (repeatable)"),
     Opt("auto-dedup", doc="free the parent images' pages as they are written (deduplication)"),
+    Opt("tcp-skip-in-flight", doc="leave out TCP connections not yet established (with --tcp-established)"),
+    Opt("link-remap", doc="dump a file whose name was removed but that has other links, "
+        "by linking it back under a temporary name"),
 ]
 
 

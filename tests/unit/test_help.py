@@ -25,7 +25,7 @@ SHARED = REPO.parent / "shared"
 ORACLES = {"runc 1.5.1": SHARED / "oracle" / "bin" / "runc-1.5.1",
            "runc 1.1.5": Path("/usr/sbin/runc")}
 # Flags runc documents that pyrunc does not parse yet (each one a gap to close, not a choice).
-NOT_YET = {("checkpoint", "--link-remap"), ("checkpoint", "--tcp-skip-in-flight")}
+NOT_YET: set[tuple[str, str]] = set()
 # Commands runc does not have.
 PYRUNC_ONLY = {"plan", "check"}
 # exec and ps: everything after the container id belongs to the payload, --help included (as runc).
