@@ -161,9 +161,9 @@ def resource_properties(resources: dict, *, devices_file: str = "/proc/devices")
         props.append(("CPUQuotaPeriodUSec", ("t", period)))
     if quota or period:
         props.append(("CPUQuotaPerSecUSec", ("t", cpu_quota_per_sec(quota, period))))
-    pids = (resources.get("pids") or {}).get("limit") or 0
-    if pids > 0 or pids == -1:
-        props.append(("TasksMax", ("t", _limit(pids))))
+    tasks = res.pids_max((resources.get("pids") or {}).get("limit"))  # 0 is TasksMax=1, as runc 1.4+
+    if tasks is not None:
+        props.append(("TasksMax", ("t", _limit(-1 if tasks == "max" else int(tasks)))))
     if cpu.get("cpus"):
         props.append(("AllowedCPUs", ("ay", range_to_bits(cpu["cpus"], "cpuset cpus"))))
     if cpu.get("mems"):
