@@ -185,7 +185,7 @@ def io_properties(bio: dict) -> list:
     names = {"rbps": "IOReadBandwidthMax", "wbps": "IOWriteBandwidthMax",
              "riops": "IOReadIOPSMax", "wiops": "IOWriteIOPSMax"}
     for key, _, io_key in res.THROTTLES:
-        entries = [(f"/dev/block/{res.device_numbers(e, key)}", int(e["rate"])) for e in bio.get(key) or []]
+        entries = [(f"/dev/block/{res.device_numbers(e, key)}", int(e.get("rate", 0))) for e in bio.get(key) or []]
         if entries:
             props.append((names[io_key], ("a(st)", entries)))
     return props
