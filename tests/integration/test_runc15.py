@@ -2,7 +2,7 @@
 
 runc 1.5.1 comes from ../shared/oracle (or $PYRUNC_SHARED): each test runs the bundle under both
 runtimes and requires the same observable result, plus the value runc 1.5.1 was measured to give
-(/work/notes/i22-runc15.md has the measurements). Without the oracle the tests skip with the reason.
+(README, "Behaviour of runc 1.5", lists them). Without the oracle the tests skip with the reason.
 The cgroup v2 ones (cpu.weight) are in tests/vm/test_runc15_v2.py.
 """
 

@@ -10,7 +10,7 @@ from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.base import clean_path, join
 from pyrunc.errors import CgroupError
 
-# What runc 1.5.1 wrote to cpu.weight in the v2 guest for these cpu.shares (docs: /work/notes i22).
+# What runc 1.5.1 wrote to cpu.weight in the v2 guest for these cpu.shares (tests/vm/test_runc15_v2.py checks it there).
 RUNC_151_WEIGHTS = {2: 1, 100: 17, 512: 59, 1024: 100, 2048: 174, 10000: 627, 262144: 10000}
 
 

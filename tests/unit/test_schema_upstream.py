@@ -108,5 +108,5 @@ def test_the_reason_is_in_the_problem():
 ], ids=["ioPriority-class-only", "user-empty", "console-big", "affinity-spaces", "device-no-numbers",
         "throttle-no-rate", "cpus-spaces"])
 def test_what_upstream_and_runc_151_accept_our_schema_accepts(config):
-    """Each of these ran under runc 1.5.1 (/work/notes/i22-runc15.md) and passes upstream's schema."""
+    """Each of these ran under runc 1.5.1 (README, "Behaviour of runc 1.5") and passes upstream's schema."""
     assert validate({"ociVersion": "1.3.0", **config}, "config") == []

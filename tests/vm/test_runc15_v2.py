@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.vm, pytest.mark.root,
 if os.geteuid() != 0 or detect.detect().mode != "v2":
     pytest.skip("needs root on a pure cgroup v2 host (tests/vm/run.sh)", allow_module_level=True)
 
-# Measured with runc 1.5.1 in this guest (/work/notes/i22-runc15.md); runc 1.1.5 wrote 4, 20, 39, 79.
+# Measured with runc 1.5.1 in this guest ; runc 1.1.5 wrote 4, 20, 39, 79.
 WEIGHTS = {2: 1, 100: 17, 512: 59, 1024: 100, 2048: 174, 262144: 10000}
 
 
