@@ -96,11 +96,15 @@ $(VENV)/.test-installed: $(VENV)/.installed
 clean:
 	rm -rf $(BUILD) $(VENV) *.egg-info
 
-# Differential conformance run (pyrunc vs runc); regenerates docs/CONFORMANCE.md and
-# fails when a scenario runc passes is failed by pyrunc (a regression).
+# Differential conformance run: pyrunc vs Debian's runc (1.1.5) and, where ../shared is beside the
+# checkout (PYRUNC_SHARED elsewhere), runc 1.5.1 from ../shared/oracle: one report, a column each.
+# Regenerates docs/CONFORMANCE.md; fails when a scenario a runc passes is failed by pyrunc (a
+# regression), except the documented places where runc 1.5.1 and the spec changed runc 1.1's way.
+RUNC15 := $(or $(PYRUNC_SHARED),../shared)/oracle/bin/runc-1.5.1
 .PHONY: conformance
 conformance: setup
 	conformance/run --runtime $(VENV)/bin/pyrunc --oracle $$(command -v runc || echo /usr/sbin/runc) \
+	  $$([ -x $(RUNC15) ] && echo --oracle $(RUNC15) || echo "conformance: no $(RUNC15), runc 1.1.5 only" >&2) \
 	  --jobs 2 --quiet --report $(BUILD)/conformance.json --conformance-doc docs/CONFORMANCE.md
 
 # pyrunc vs runc side by side (docs/PERFORMANCE.md); BENCH_ARGS=--quick for a short run.

@@ -44,7 +44,9 @@ def open_console(console_size: dict | None, uid: int, gid: int) -> tuple[int, in
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    # struct winsize holds 16 bits a side; consoleSize is uint64 (upstream schema): keep the low
+    # bits, as runc's uint16 conversion does, rather than fail on an absurd size.
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows & 0xFFFF, cols & 0xFFFF, 0, 0))
 
 
 def get_size(fd: int) -> tuple[int, int] | None:

@@ -311,7 +311,7 @@ class V1Manager(FsManager):
                 ops.append(("blkio", "blkio.leaf_weight_device", f"{dev} {entry['leafWeight']}"))
         for key, v1_file, _ in res.THROTTLES:
             for entry in bio.get(key) or []:
-                ops.append(("blkio", v1_file, f"{res.device_numbers(entry, key)} {int(entry['rate'])}"))
+                ops.append(("blkio", v1_file, f"{res.device_numbers(entry, key)} {int(entry.get('rate', 0))}"))
         return ops
 
     def _network(self, net: dict) -> list[Op]:

@@ -327,5 +327,5 @@ class V2Manager(FsManager):
                            else ("io.weight", f"{dev} {res.blkio_weight_to_io_weight(w)}"))
         for key, _, io_key in res.THROTTLES:
             for entry in bio.get(key) or []:
-                ops.append(("io.max", f"{res.device_numbers(entry, key)} {io_key}={int(entry['rate'])}"))
+                ops.append(("io.max", f"{res.device_numbers(entry, key)} {io_key}={int(entry.get('rate', 0))}"))
         return ops

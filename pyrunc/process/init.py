@@ -114,7 +114,8 @@ def run_container_hooks(ctx: InitContext) -> None:
 def pivot_root(ctx: InitContext) -> None:
     """Make the rootfs our / (MS_MOVE + chroot with --no-pivot; only chroot without a mount
     namespace of our own)."""
-    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"))
+    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"),
+                      propagation=ctx.linux.get("rootfsPropagation"))
 
 
 def reopen_dev_null(ctx: InitContext) -> None:

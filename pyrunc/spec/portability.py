@@ -39,8 +39,8 @@ def pids_zero(config: dict) -> list[Finding]:
     pids = ((config.get("linux") or {}).get("resources") or {}).get("pids") or {}
     if pids.get("limit") == 0:
         return [("warning", ptr("linux", "resources", "pids", "limit"),
-                 "pids.limit 0: runc 1.1 (and pyrunc) read it as no limit; runc 1.4+ and runtime-spec 1.3 "
-                 "as a limit of 0 processes (runc writes 1 through systemd); set -1 for no limit")]
+                 "pids.limit 0: runc 1.1 reads it as no limit; runtime-spec 1.3, runc 1.4+ and pyrunc as a "
+                 "limit of 0 processes (1 through systemd); set -1 for no limit")]
     return []
 
 
@@ -65,32 +65,32 @@ def masked_directories(config: dict, dirs: list[str] | None = None) -> list[Find
         return []
     return [("info", ptr("linux", "maskedPaths"),
              f"{len(dirs)} masked directories ({', '.join(dirs[:4])}{' ...' if len(dirs) > 4 else ''}): runc "
-             "1.1 to 1.4 (and pyrunc) mount one read-only tmpfs on each, runc 1.5 one shared read-only tmpfs "
+             "1.1 to 1.4 mount one read-only tmpfs on each, runc 1.5 and pyrunc one shared read-only tmpfs "
              "for all (the same content; the mount tables differ)")]
 
 
 def cpu_shares(config: dict) -> list[Finding]:
-    from ..cgroups.resources import cpu_shares_to_weight, cpu_shares_to_weight_log
+    from ..cgroups.resources import cpu_shares_to_weight, cpu_shares_to_weight_linear
 
     cpu = ((config.get("linux") or {}).get("resources") or {}).get("cpu") or {}
     shares = cpu.get("shares")
     if not shares:
         return []
-    lin, log = cpu_shares_to_weight(shares), cpu_shares_to_weight_log(shares)
+    lin, log = cpu_shares_to_weight_linear(shares), cpu_shares_to_weight(shares)
     if lin == log:
         return []
     return [("warning", ptr("linux", "resources", "cpu", "shares"),
-             f"cpu.shares {shares} on cgroup v2: runc 1.1 (and pyrunc) write cpu.weight {lin}, runc 1.3.2+ "
-             f"and crun 1.23+ write {log} (the mapping that keeps 1024 -> 100)")]
+             f"cpu.shares {shares} on cgroup v2: runc 1.1 writes cpu.weight {lin}; runc 1.3.2+, crun 1.23+ "
+             f"and pyrunc write {log} (the mapping that keeps 1024 -> 100)")]
 
 
 def rootfs_propagation(config: dict) -> list[Finding]:
     prop = (config.get("linux") or {}).get("rootfsPropagation")
     if prop in ("shared", "rshared", "slave", "unbindable", "runbindable"):
         return [("warning", ptr("linux", "rootfsPropagation"),
-                 f"rootfsPropagation {prop}: runc 1.1 (and pyrunc) apply it to the caller's / before the "
-                 "rootfs is bound, whose parent pivot_root wants private (`pyrunc plan` shows what the "
-                 "container's / gets); runc 1.2.7, 1.3.1 and 1.4+ give the container's / that propagation")]
+                 f"rootfsPropagation {prop}: runc 1.1 applies it to the caller's / before the rootfs is "
+                 "bound, so the container's / does not get it; runc 1.2.7, 1.3.1, 1.4+ and pyrunc give "
+                 "the container's / that propagation (`pyrunc plan` shows it)")]
     return []
 
 
@@ -99,8 +99,8 @@ def no_pid_namespace(config: dict) -> list[Finding]:
     if "pid" in nss:
         return []
     return [("warning", ptr("linux", "namespaces"),
-             "no pid namespace: `kill ID SIGNAL` (without --all) signals only the init under runc 1.1 and "
-             "pyrunc, every process of the container under runc 1.5")]
+             "no pid namespace: `kill ID KILL` (without --all) kills only the init under runc 1.1, every "
+             "process of the container under runc 1.5 and pyrunc")]
 
 
 def seccomp_flags(config: dict) -> list[Finding]:
@@ -108,8 +108,8 @@ def seccomp_flags(config: dict) -> list[Finding]:
     if sc is None or sc.get("flags"):
         return []
     return [("warning", ptr("linux", "seccomp"),
-             "seccomp without flags: runc 1.2+ loads the filter with SECCOMP_FILTER_FLAG_SPEC_ALLOW (no "
-             "speculative store bypass mitigation forced on the program); runc 1.1 and pyrunc do not")]
+             "seccomp without flags: runc 1.2+ and pyrunc load the filter with SECCOMP_FILTER_FLAG_SPEC_ALLOW "
+             "(no speculative store bypass mitigation forced on the program); runc 1.1 does not")]
 
 
 def newer_fields(config: dict) -> list[Finding]:
@@ -122,11 +122,6 @@ def newer_fields(config: dict) -> list[Finding]:
     if any(ns.get("type") == "time" for ns in lin.get("namespaces") or []) or lin.get("timeOffsets"):
         out.append(("warning", ptr("linux", "namespaces"), "a time namespace: runc 1.1 refuses it "
                                                            "(time namespaces since runc 1.2)"))
-    io = (config.get("process") or {}).get("ioPriority") or {}
-    if io and "priority" not in io:
-        out.append(("warning", ptr("process", "ioPriority"), "ioPriority without a priority: runc 1.5 and the "
-                                                             "upstream schema accept it, pyrunc's schema asks "
-                                                             "for one"))
     return out
 
 
