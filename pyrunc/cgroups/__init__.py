@@ -88,9 +88,11 @@ def _parent(path: str) -> str:
 
 def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False,
                    rootless: bool = False, resources: dict | None = None,
-                   layout: Layout | None = None) -> Manager:
+                   layout: Layout | None = None, annotations: dict | None = None) -> Manager:
     """Detect the cgroup layout and build a manager for ``container_id``, which will be created
     with ``resources`` (``linux.resources``) by a runtime that is ``rootless`` or not.
+    ``annotations`` are the config's: a driver takes what it has a meaning for (the systemd
+    driver's ``org.systemd.property.*``), the others ignore them, as runc does.
 
     ``layout`` lets tests inject a fake hierarchy (mount points in tmp dirs);
     normally it is detected from /proc/self/mountinfo and /proc/self/cgroup.
@@ -99,7 +101,7 @@ def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool
         from pyrunc.cgroups.systemd import create_systemd_manager
 
         return create_systemd_manager(cgroups_path, container_id, rootless=rootless, resources=resources,
-                                      layout=layout)
+                                      layout=layout, annotations=annotations)
     from pyrunc.cgroups import detect
     from pyrunc.cgroups.base import clean_path, join
 

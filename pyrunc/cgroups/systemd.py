@@ -42,8 +42,10 @@ PRESENT = "present"  # it exists, or may: a saved container's, or a start that m
 
 
 def create_systemd_manager(cgroups_path: str | None, container_id: str, *, rootless: bool = False,
-                           resources: dict | None = None, layout=None) -> SystemdManager:
-    """Check the host and the path, and build the manager; nothing is created yet."""
+                           resources: dict | None = None, layout=None,
+                           annotations: dict | None = None) -> SystemdManager:
+    """Check the host, the path and the ``org.systemd.property.*`` annotations, and build the
+    manager; nothing is created yet, so a bad annotation leaves no unit behind."""
     from pyrunc.cgroups import detect
 
     def fail(cause: str) -> CgroupError:
@@ -53,6 +55,7 @@ def create_systemd_manager(cgroups_path: str | None, container_id: str, *, rootl
         slice_, prefix, name = su.parse_cgroups_path(cgroups_path, container_id)
         unit = su.unit_name(prefix, name)
         inner = su.cgroup_path(slice_, unit)
+        extra = su.annotation_properties(annotations)
     except CgroupError as e:
         raise fail(e.cause) from None
     if not detect.systemd_running():
@@ -69,7 +72,7 @@ def create_systemd_manager(cgroups_path: str | None, container_id: str, *, rootl
     mountpoint = layout.unified.mountpoint
     fs = V2Manager(container_id, {KEY: mountpoint.rstrip("/") + inner}, mountpoints={KEY: mountpoint},
                    resources=resources)
-    return SystemdManager(fs, unit=unit, slice_=slice_)
+    return SystemdManager(fs, unit=unit, slice_=slice_, extra=extra)
 
 
 class SystemdManager(Manager):
@@ -77,12 +80,18 @@ class SystemdManager(Manager):
 
     driver = "systemd"
 
-    def __init__(self, fs: V2Manager, *, unit: str, slice_: str, state: str = PRESENT):
+    def __init__(self, fs: V2Manager, *, unit: str, slice_: str, state: str = PRESENT,
+                 extra: list | None = None):
         super().__init__(fs.container_id, resources=fs.resources)
         self.fs = fs
         self.unit = unit
         self.slice = slice_
         self.state = state
+        # The annotations' properties: given when the unit starts, after runc's own set (so they may
+        # change Description, CollectMode...) and before the resources' (which win, as with runc,
+        # whose resources are set on the started unit). Not recorded: only the start uses them.
+        self.extra = [(name, value) for name, value, _key in extra or []]
+        self._sources = {name: key for name, _value, key in extra or []}
         self._bus = None
 
     @classmethod
@@ -141,6 +150,7 @@ class SystemdManager(Manager):
         from pyrunc.cgroups.sdbus import UNIT_EXISTS, SystemdBusError
 
         props = su.unit_properties(f"pyrunc container {self.container_id}", self.slice, self.unit, pid)
+        props += self.extra
         if self.resources:
             props += self._properties(self.resources, CREATE_CGROUP)
         bus = self._systemd(CREATE_CGROUP)
@@ -154,7 +164,8 @@ class SystemdManager(Manager):
             if not _alive(pid):  # the init died first: its own report is the real error
                 raise self._err(f"pid {pid} exited before systemd could start {self.unit}",
                                 CREATE_CGROUP, errno.ESRCH) from None
-            raise self._err(f"starting unit {self.unit}: {e.cause}", CREATE_CGROUP) from None
+            raise self._err(f"starting unit {self.unit}: {e.cause}{self._from_annotation(e.cause)}",
+                            CREATE_CGROUP) from None
         except CgroupError:  # timeout or a lost connection: the unit may exist
             self.state = PRESENT
             raise
@@ -169,12 +180,20 @@ class SystemdManager(Manager):
         if self.resources:
             self.state = STARTED
 
+    def _from_annotation(self, cause: str) -> str:
+        """Which annotation set the property systemd names in its refusal, if one did."""
+        for name, key in self._sources.items():
+            if f"property {name}," in cause or f"property {name} " in cause or f"{name}=" in cause:
+                return f" (set by annotation {key})"
+        return ""
+
     # ----- planning (pyrunc plan) --------------------------------------------------------------
     def plan(self) -> dict:
         """The unit ``create`` would start (systemd makes its cgroup and moves the init in), its
         properties, and the files the v2 manager then writes, found without a bus connection."""
         props = su.unit_properties(f"pyrunc container {self.container_id}", self.slice, self.unit, 0)
         props.append(("PIDs", ("au", ["the init's pid"])))
+        props += self.extra
         if self.resources:
             props += self._properties(self.resources, CREATE_CGROUP)
         self.fs._planning = True

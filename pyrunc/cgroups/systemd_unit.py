@@ -93,6 +93,54 @@ def unit_properties(description: str, slice_: str, unit: str, pid: int) -> list:
     return props
 
 
+PROPERTY_PREFIX = "org.systemd.property."
+
+
+def annotation_properties(annotations: dict | None) -> list[tuple[str, tuple, str]]:
+    """``org.systemd.property.NAME`` annotations -> (property, value, annotation) with runc's rules.
+
+    NAME is ASCII letters only, at least three; the value is GVariant text
+    (gvariant.py). A name ending in a lowercase letter + ``Sec`` is the
+    documented spelling of a property systemd's D-Bus API calls ``...USec``:
+    it is renamed and its (numeric) value taken as seconds. Anything else is
+    refused here, naming the annotation, before a unit exists; what systemd
+    itself refuses (an unknown property, a wrong type) fails the unit's start.
+    """
+    props: list = []
+    for key, text in (annotations or {}).items():
+        if not key.startswith(PROPERTY_PREFIX):
+            continue
+        name = key[len(PROPERTY_PREFIX):]
+        if len(name) < 3:
+            raise CgroupError(f"annotation {key}: name incorrect: too short (a systemd property name "
+                              f"has at least 3 letters)", step=STEP)
+        if not all("a" <= ch <= "z" or "A" <= ch <= "Z" for ch in name):
+            raise CgroupError(f"annotation {key}: name incorrect: contains non-alphabetic character",
+                              step=STEP)
+        from pyrunc.cgroups import gvariant
+
+        try:
+            sig, value = gvariant.parse(str(text))
+        except ValueError as e:
+            raise CgroupError(f"annotation {key}={text}: value parse error: {e}", step=STEP) from None
+        if name.endswith("Sec") and len(name) > 3 and "a" <= name[-4] <= "z":
+            name = name[:-3] + "USec"
+            sig, value = _seconds_to_usec(key, text, sig, value)
+        props.append((name, (sig, value), key))
+    return props
+
+
+def _seconds_to_usec(key: str, text: str, sig: str, value) -> tuple[str, int]:
+    """A ``...Sec`` annotation's number of seconds as the uint64 microseconds systemd wants."""
+    if len(sig) != 1 or sig not in "ynqiuxtd":
+        raise CgroupError(f"annotation {key}={text}: value parse error: not a number", step=STEP)
+    usec = int(value * 1000000)
+    if usec < 0 or usec > UINT64_MAX:
+        raise CgroupError(f"annotation {key}={text}: value parse error: {value} seconds is out of range",
+                          step=STEP)
+    return "t", usec
+
+
 def _limit(value: int) -> int:
     return UINT64_MAX if value < 0 else value
 

@@ -145,7 +145,7 @@ def new_manager(config: dict, cid: str, *, systemd: bool, rootless: bool):
 
     lin = config.get("linux") or {}
     return create_manager(lin.get("cgroupsPath"), cid, systemd=systemd, rootless=rootless,
-                          resources=cgroup_resources(config))
+                          resources=cgroup_resources(config), annotations=config.get("annotations"))
 
 
 def destroy_cgroup(mgr) -> None:

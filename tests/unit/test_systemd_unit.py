@@ -210,16 +210,19 @@ class FakeBus:
     """Records calls; ``start_result`` / ``start_error`` / ``stop_error`` script the answers."""
 
     def __init__(self, cgroup: Path, start_result: str = "done", start_error: str = "",
-                 stop_error: str = ""):
+                 stop_error: str = "", start_text: str = "refused"):
         self.cgroup, self.start_result, self.start_error, self.stop_error = cgroup, start_result, start_error, stop_error
+        self.start_text = start_text
         self.calls: list = []
+        self.sent: list = []  # each start's properties as sent, in order
 
     def start_transient_unit(self, unit, properties, *, step):
         from pyrunc.cgroups.sdbus import SystemdBusError
 
         self.calls.append(("start", unit, props(properties)))
+        self.sent.append(list(properties))
         if self.start_error:
-            raise SystemdBusError(self.start_error, "refused", step)
+            raise SystemdBusError(self.start_error, self.start_text, step)
         if self.start_result == "done":
             self.cgroup.mkdir(parents=True)
         return self.start_result
