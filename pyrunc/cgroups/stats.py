@@ -8,6 +8,11 @@ always present (``"throttling": {}``), scalar and list fields tagged
 ``omitempty`` there are left out when zero or empty, so a consumer that decodes
 runc's output decodes ours.
 
+On cgroup v2 the shape is runc 1.5's: pressure stall information (``psi``: ``some`` and
+``full``, avg10/avg60/avg300/total) under ``cpu``, ``memory`` and ``blkio`` where the kernel
+has pressure files, no empty ``throttling``, no ``kernel``/``kernelTCP`` memory entries. On
+v1 (and hybrid) it stays runc 1.1's: there is no PSI per v1 cgroup.
+
 Values follow runc's sources of truth: on v1 ``cpuacct`` for cpu time,
 ``memory.*`` / ``memory.memsw.*`` / ``memory.kmem.*`` for the four memory
 entries; on v2 ``cpu.stat`` (usec converted to nsec), ``memory.current`` and
@@ -237,6 +242,38 @@ def v1_stats(paths: dict[str, str]) -> dict:
                         "blkio": _blkio_v1(paths.get("blkio")), "hugetlb": hugetlb})
 
 
+PSI_FIELDS = ("avg10", "avg60", "avg300", "total")
+
+
+def parse_psi(text: str) -> dict:
+    """A pressure file (``some avg10=0.18 avg60=0.03 avg300=0.00 total=28964`` and a ``full``
+    line) as runc's ``PSIStats``: both lines always (a kernel without ``full`` for cpu gives
+    zeros, as Go's struct does), averages as numbers (whole ones as integers, which is how Go
+    prints a float64 0), ``total`` in microseconds."""
+    out: dict = {kind: {f: 0 for f in PSI_FIELDS} for kind in ("some", "full")}
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind not in out:
+            continue
+        for field in rest.split():
+            key, _, value = field.partition("=")
+            if key not in PSI_FIELDS:
+                continue
+            try:
+                number = int(value) if key == "total" else float(value)
+            except ValueError:
+                continue
+            out[kind][key] = int(number) if number == int(number) else number
+    return out
+
+
+def _psi(d: str, name: str) -> dict | None:
+    """``cpu.pressure``/``memory.pressure``/``io.pressure`` of the cgroup; None where the kernel
+    has none (no CONFIG_PSI, ``psi=0``, cgroup v1): runc leaves the ``psi`` key out then."""
+    text = _read(d, name)
+    return parse_psi(text) if text is not None else None
+
+
 def _io_v2(d: str) -> dict:
     """io.stat (``MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=..``) as runc's two recursive lists."""
     service_bytes: list[dict] = []
@@ -272,6 +309,9 @@ def v2_stats(d: str) -> dict:
     _put(throttling, "periods", cpu_stat.get("nr_periods", 0))
     _put(throttling, "throttledPeriods", cpu_stat.get("nr_throttled", 0))
     _put(throttling, "throttledTime", cpu_stat.get("throttled_usec", 0) * 1000)
+    cpu: dict = {"usage": usage}
+    _put(cpu, "throttling", throttling)  # runc 1.5 on v2: no empty "throttling"
+    _put(cpu, "psi", _psi(d, "cpu.pressure"))
 
     raw = _flat_keyed(d, "memory.stat")
     events = _flat_keyed(d, "memory.events")
@@ -285,16 +325,18 @@ def v2_stats(d: str) -> dict:
     # memory+swap, as v1's memsw: what callers that compare with v1 expect.
     swap_limit = UINT64_MAX if UINT64_MAX in (limit, swap_max) else limit + swap_max
     memory["swap"] = _entry(swap_limit, current + swap_current, 0, 0)
-    memory["kernel"] = _entry(0, raw.get("kernel", 0), 0, 0)
-    memory["kernelTCP"] = _entry(0, raw.get("sock", 0), 0, 0)
+    # no "kernel"/"kernelTCP" entries: v2 has no such limits, and runc 1.5 leaves them out
     _put(memory, "raw", raw)
+    _put(memory, "psi", _psi(d, "memory.pressure"))
 
     pids: dict = {}
     _put(pids, "current", _int(d, "pids.current"))
     plimit = _read(d, "pids.max")
     _put(pids, "limit", int(plimit) if plimit and plimit.isdigit() else 0)
-    return _event_data({"cpu": {"usage": usage, "throttling": throttling}, "cpuset": _cpuset(d),
-                        "memory": memory, "pids": pids, "blkio": _io_v2(d), "hugetlb": _hugetlb_v2(d)})
+    blkio = _io_v2(d)
+    _put(blkio, "psi", _psi(d, "io.pressure"))
+    return _event_data({"cpu": cpu, "cpuset": _cpuset(d), "memory": memory, "pids": pids, "blkio": blkio,
+                        "hugetlb": _hugetlb_v2(d)})
 
 
 def _event_data(data: dict) -> dict:

@@ -183,8 +183,10 @@ class SystemdManager(Manager):
     def _from_annotation(self, cause: str) -> str:
         """Which annotation set the property systemd names in its refusal, if one did."""
         for name, key in self._sources.items():
-            if f"property {name}," in cause or f"property {name} " in cause or f"{name}=" in cause:
+            if f"property {name}," in cause or f"property {name} " in cause or f" {name} " in cause:
                 return f" (set by annotation {key})"
+        if self._sources:  # systemd did not say which ("Unexpected message contents": a wrong type)
+            return f" (the unit had properties from annotations: {', '.join(self._sources.values())})"
         return ""
 
     # ----- planning (pyrunc plan) --------------------------------------------------------------

@@ -143,3 +143,15 @@ def test_systemd_refusal_names_the_annotation(v2_layout) -> None:  # noqa: F811
         m.apply(os.getpid())
     assert info.value.cause.endswith(f"(set by annotation {P}NoSuchProperty)"), info.value.cause
     assert "Cannot set property NoSuchProperty" in info.value.cause
+
+
+def test_systemd_refusal_without_a_name_lists_the_annotations(v2_layout) -> None:  # noqa: F811
+    layout, mp = v2_layout
+    bus = FakeBus(mp / "system.slice/runc-c1.scope", start_error="org.freedesktop.DBus.Error.InvalidArgs",
+                  start_text="Failed to set unit properties: Unexpected message contents")
+    m = create_manager("", "c1", systemd=True, layout=layout, annotations={P + "TimeoutStopUSec": "123"})
+    m._bus = bus
+    m.create()
+    with pytest.raises(CgroupError) as info:
+        m.apply(os.getpid())
+    assert info.value.cause.endswith(f"(the unit had properties from annotations: {P}TimeoutStopUSec)")

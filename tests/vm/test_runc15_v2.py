@@ -57,3 +57,41 @@ def test_pids_zero_and_unlimited_memory_with_swap(pyrunc, runc15, bundle):
     ours = observe(pyrunc, bundle, "pm", resources, files)
     theirs = observe(runc15, bundle, "pm", resources, files)
     assert ours == theirs == ["1", "max", str(300 << 20)]
+
+
+def shape(doc):
+    """The keys of a stats document, values replaced by their JSON kind (numbers alike)."""
+    if isinstance(doc, dict):
+        return {k: shape(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [shape(doc[0])] if doc else []
+    return "number" if isinstance(doc, int | float) and not isinstance(doc, bool) else type(doc).__name__
+
+
+def test_events_stats_psi_as_runc_151(pyrunc, runc15, bundle):
+    """events --stats on v2: PSI (cpu, memory, io; some/full) in runc 1.5.1's places and shape."""
+    import json
+
+    docs = {}
+    for rt in (pyrunc, runc15):
+        bundle.config["linux"]["resources"] = {"memory": {"limit": 100 << 20}, "pids": {"limit": 40}}
+        bundle.config["linux"]["cgroupsPath"] = f"/i22v2/{rt.name}-psi"
+        bundle.config["process"]["args"] = ["sleep", "60"]
+        assert rt("run", "-d", "psi", bundle=bundle).returncode == 0
+        try:
+            d = Path(f"/sys/fs/cgroup/i22v2/{rt.name}-psi")
+            if not (d / "cpu.pressure").exists():
+                pytest.skip("this kernel has no pressure files (CONFIG_PSI off or psi=0)")
+            p = rt("events", "--stats", "psi")
+            assert p.returncode == 0, (rt.name, p.stderr)
+            docs[rt.name] = json.loads(p.stdout)["data"]
+        finally:
+            assert rt("delete", "--force", "psi").returncode == 0
+    ours, theirs = docs["pyrunc"], docs[runc15.name]
+    for section in ("cpu", "memory", "blkio"):
+        assert shape(ours[section]["psi"]) == shape(theirs[section]["psi"]), section
+        assert set(ours[section]["psi"]) == {"some", "full"}
+        assert set(ours[section]["psi"]["some"]) == {"avg10", "avg60", "avg300", "total"}
+    assert ("throttling" in ours["cpu"]) == ("throttling" in theirs["cpu"])
+    assert not {"kernel", "kernelTCP"} & set(ours["memory"]) and not {"kernel", "kernelTCP"} & set(theirs["memory"])
+    assert ours["pids"] == theirs["pids"] == {"current": 1, "limit": 40}
