@@ -140,6 +140,6 @@ def load_manager(saved: dict) -> Manager:
 def features() -> dict:
     """The ``linux.cgroup`` entry of the features document: the drivers this pyrunc has (v1.py,
     v2.py, hybrid.py, systemd.py), whatever this host mounts, as runc 1.5 announces them: a
-    caller asks what the runtime can do, and the host answers at create time. The user's own
-    systemd (rootless ``--systemd-cgroup``) is not supported yet."""
-    return {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
+    caller asks what the runtime can do, and the host answers at create time. ``systemdUser``:
+    rootless ``--systemd-cgroup`` through the user's own systemd (systemd.py)."""
+    return {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True}

@@ -10,7 +10,10 @@ Where systemd is reached:
 * the system bus (``$DBUS_SYSTEM_BUS_ADDRESS``, else /run/dbus/system_bus_socket),
   the usual way and what runc does;
 * as root, systemd's private socket /run/systemd/private when no bus daemon
-  runs (a minimal host, early boot). It is a direct peer connection: there
+  runs (a minimal host, early boot);
+* rootless: the caller's own ``systemd --user``, through the session bus
+  (``$DBUS_SESSION_BUS_ADDRESS``, else ``$XDG_RUNTIME_DIR/bus``) or its private
+  socket ``$XDG_RUNTIME_DIR/systemd/private``. It is a direct peer connection: there
   is no ``Hello`` and no match rules; systemd sends its signals straight to
   a peer that called ``Subscribe``.
 
@@ -65,7 +68,16 @@ PEER = DBusAddress("/org/freedesktop/systemd1", bus_name="org.freedesktop.system
 WAKE_INTERVAL = 0.2
 
 
-def _wake_peer(conn: _PeerConnection, step: str, container: str | None) -> None:
+def user_bus_address() -> tuple[str, str, str]:
+    """Where the caller's own systemd is: ``$DBUS_SESSION_BUS_ADDRESS``, else the user bus
+    socket in ``$XDG_RUNTIME_DIR`` (``/run/user/UID``), as runc looks; and that manager's
+    private socket for when no session bus daemon runs. (address, name for errors, socket)"""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    address = os.environ.get("DBUS_SESSION_BUS_ADDRESS") or f"unix:path={runtime_dir}/bus"
+    return address, f"session bus {address}", f"{runtime_dir}/systemd/private"
+
+
+def _wake_peer(conn: _PeerConnection, step: str, container: str | None, where: str = PRIVATE_SOCKET) -> None:
     """Ping systemd over a fresh private connection until it answers.
 
     systemd 252 (Debian 12) leaves a message that reaches it in the same read
@@ -84,11 +96,11 @@ def _wake_peer(conn: _PeerConnection, step: str, container: str | None) -> None:
         except TimeoutError:
             if time.monotonic() >= deadline:
                 conn.close()
-                raise CgroupError(f"systemd did not answer on {PRIVATE_SOCKET} within {CALL_TIMEOUT:.0f} s",
+                raise CgroupError(f"systemd did not answer on {where} within {CALL_TIMEOUT:.0f} s",
                                   step=step, container=container) from None
         except OSError as e:
             conn.close()
-            raise CgroupError(f"{PRIVATE_SOCKET}: {e}", step=step, container=container,
+            raise CgroupError(f"{where}: {e}", step=step, container=container,
                               errno=e.errno or 0) from e
 
 
@@ -101,20 +113,26 @@ class Systemd:
     """One connection to systemd's manager object; ``close()`` when done. Every error it raises
     names ``container``, for whom it talks to systemd."""
 
-    def __init__(self, step: str = "connect to systemd", *, container: str | None = None):
+    def __init__(self, step: str = "connect to systemd", *, container: str | None = None, user: bool = False):
         self.container = container
-        self.conn = self._connect(step, container)
+        self.conn = self._connect(step, container, user)
         self._jobs: deque = deque()
         self._filter = self.conn.filter(_job_rule(), queue=self._jobs)
         self.call("Subscribe", "", (), step=step)
 
     @staticmethod
-    def _connect(step: str, container: str | None):
+    def _connect(step: str, container: str | None, user: bool = False):
+        """The system manager (root), or with ``user`` the caller's own ``systemd --user``:
+        through the bus first, then the manager's private socket."""
         errors = []
+        if user:
+            bus, what, private = user_bus_address()
+        else:
+            bus, what, private = "SYSTEM", "system bus", PRIVATE_SOCKET if os.geteuid() == 0 else None
         try:
-            conn = open_dbus_connection(bus="SYSTEM", auth_timeout=5.0)
+            conn = open_dbus_connection(bus=bus, auth_timeout=5.0)
         except Exception as e:  # OSError, auth failures, a bad address: all mean "not this way"
-            errors.append(f"system bus: {e}")
+            errors.append(f"{what}: {e}")
         else:
             try:
                 rule = MatchRule(type="signal", sender=SYSTEMD.bus_name, interface=SYSTEMD.interface,
@@ -123,17 +141,32 @@ class Systemd:
                 return conn
             except Exception as e:
                 conn.close()
-                errors.append(f"system bus: {e}")
-        if os.geteuid() == 0:
+                errors.append(f"{what}: {e}")
+        if private:
             try:
-                conn = _PeerConnection(prep_socket(PRIVATE_SOCKET, timeout=5.0))
+                conn = _PeerConnection(prep_socket(private, timeout=5.0))
             except Exception as e:
-                errors.append(f"{PRIVATE_SOCKET}: {e}")
+                errors.append(f"{private}: {e}")
             else:
-                _wake_peer(conn, step, container)
+                _wake_peer(conn, step, container, private)
                 return conn
-        raise CgroupError("cannot reach systemd over D-Bus (" + "; ".join(errors) + ")", step=step,
+        whose = "your user's systemd (systemd --user)" if user else "systemd"
+        raise CgroupError(f"cannot reach {whose} over D-Bus (" + "; ".join(errors) + ")", step=step,
                           container=container)
+
+    def manager_property(self, name: str, *, step: str):
+        """A property of the manager object (``ControlGroup``: where its own units live)."""
+        msg = new_method_call(DBusAddress(SYSTEMD.object_path, bus_name=SYSTEMD.bus_name,
+                                          interface="org.freedesktop.DBus.Properties"),
+                              "Get", "ss", (SYSTEMD.interface, name))
+        try:
+            reply = self.conn.send_and_get_reply(msg, timeout=CALL_TIMEOUT)
+        except (TimeoutError, OSError) as e:
+            raise CgroupError(f"reading systemd's {name}: {e}", step=step, container=self.container) from None
+        if reply.header.message_type == MessageType.error:
+            raise SystemdBusError(reply.header.fields.get(HeaderFields.error_name, ""),
+                                  str(reply.body[0]) if reply.body else f"Get {name} failed", step, self.container)
+        return reply.body[0][1]
 
     def close(self) -> None:
         try:

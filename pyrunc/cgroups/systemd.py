@@ -23,6 +23,13 @@ cloned straight into the unit's existing cgroup like with the v2 driver.
 
 Only cgroup v2 hosts are handled; on a v1 or hybrid host ``--systemd-cgroup``
 is refused with a clear error before anything is created.
+
+Rootless, the unit is the caller's own ``systemd --user``'s (what rootless
+podman asks for on cgroup v2): reached over the session bus, the default
+slice is ``user.slice`` of that manager, and the cgroup lies below the
+manager's own (``/user.slice/user-UID.slice/user@UID.service/...``). Device
+rules get no unit properties there: a user manager cannot install a device
+filter, and a rootless container has the devices its user has.
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ def create_systemd_manager(cgroups_path: str | None, container_id: str, *, rootl
         return CgroupError(cause, step=CREATE_CGROUP, container=container_id)
 
     try:
-        slice_, prefix, name = su.parse_cgroups_path(cgroups_path, container_id)
+        slice_, prefix, name = su.parse_cgroups_path(cgroups_path, container_id,
+                                                     default_slice=su.USER_SLICE if rootless else su.DEFAULT_SLICE)
         unit = su.unit_name(prefix, name)
         inner = su.cgroup_path(slice_, unit)
         extra = su.annotation_properties(annotations)
@@ -61,18 +69,44 @@ def create_systemd_manager(cgroups_path: str | None, container_id: str, *, rootl
     if not detect.systemd_running():
         raise fail("systemd cgroup driver requested (--systemd-cgroup) but systemd is not running "
                    "as PID 1 on this host (no /run/systemd/system)")
-    if rootless:
-        raise fail("the systemd cgroup driver is not supported for rootless containers "
-                   "(systemd user instance) yet")
     if layout is None:
         layout = detect.detect()
     if layout.mode != "v2" or layout.unified is None:
         raise fail(f"the systemd cgroup driver is only supported on cgroup v2 hosts; this host's "
                    f"cgroups are {layout.mode}")
     mountpoint = layout.unified.mountpoint
+    bus = None
+    if rootless:  # the user's own manager: its units live below its own cgroup (user@UID.service)
+        bus, base = _user_manager(container_id)
+        inner = base.rstrip("/") + inner
     fs = V2Manager(container_id, {KEY: mountpoint.rstrip("/") + inner}, mountpoints={KEY: mountpoint},
-                   resources=resources)
-    return SystemdManager(fs, unit=unit, slice_=slice_, extra=extra)
+                   resources=resources, rootless=rootless)
+    mgr = SystemdManager(fs, unit=unit, slice_=slice_, extra=extra, user=rootless)
+    mgr._bus = bus
+    return mgr
+
+
+def _user_manager(container_id: str):
+    """Connect to the caller's ``systemd --user`` and ask where its cgroup is.
+
+    A rootless runtime may only manage what the user's manager was delegated
+    (``user@UID.service``, Delegate=yes): the container's scope goes below it,
+    placed by that manager, and the controllers are the ones delegated to it.
+    """
+    from pyrunc.cgroups.sdbus import Systemd
+
+    bus = Systemd(CREATE_CGROUP, container=container_id, user=True)
+    try:
+        base = bus.manager_property("ControlGroup", step=CREATE_CGROUP)
+    except CgroupError:
+        bus.close()
+        raise
+    if not isinstance(base, str) or not base.startswith("/"):
+        bus.close()
+        raise CgroupError(f"your user's systemd reports no cgroup of its own (ControlGroup={base!r}): "
+                          f"is it running with a delegated cgroup v2 subtree (user@.service)?",
+                          step=CREATE_CGROUP, container=container_id)
+    return bus, base
 
 
 class SystemdManager(Manager):
@@ -81,12 +115,13 @@ class SystemdManager(Manager):
     driver = "systemd"
 
     def __init__(self, fs: V2Manager, *, unit: str, slice_: str, state: str = PRESENT,
-                 extra: list | None = None):
+                 extra: list | None = None, user: bool = False):
         super().__init__(fs.container_id, resources=fs.resources)
         self.fs = fs
         self.unit = unit
         self.slice = slice_
         self.state = state
+        self.user = user  # the unit is the caller's own systemd's (rootless), not the system's
         # The annotations' properties: given when the unit starts, after runc's own set (so they may
         # change Description, CollectMode...) and before the resources' (which win, as with runc,
         # whose resources are set on the started unit). Not recorded: only the start uses them.
@@ -96,11 +131,14 @@ class SystemdManager(Manager):
 
     @classmethod
     def from_record(cls, saved: dict) -> SystemdManager:
-        return cls(V2Manager.from_record(saved), unit=saved["unit"], slice_=saved.get("slice", ""))
+        return cls(V2Manager.from_record(saved), unit=saved["unit"], slice_=saved.get("slice", ""),
+                   user=bool(saved.get("user")))
 
     def save(self) -> dict:
         saved = self.fs.save()
         saved.update(driver=self.driver, unit=self.unit, slice=self.slice)
+        if self.user:
+            saved["user"] = True
         return saved
 
     def paths(self) -> dict[str, str]:
@@ -110,13 +148,13 @@ class SystemdManager(Manager):
         if self._bus is None:
             from pyrunc.cgroups.sdbus import Systemd
 
-            self._bus = Systemd(step, container=self.container_id)
+            self._bus = Systemd(step, container=self.container_id, user=self.user)
         return self._bus
 
     def _properties(self, resources: dict, step: str) -> list:
         """The resources as unit properties; a value systemd cannot take fails naming us."""
         try:
-            return su.resource_properties(resources)
+            return su.resource_properties(resources, devices=not self.user)
         except CgroupError as e:
             raise self._err(e.cause, step) from None
 

@@ -23,14 +23,16 @@ from pyrunc.errors import CgroupError
 STEP = "create cgroup"
 UINT64_MAX = (1 << 64) - 1  # systemd's "infinity" for limits and USEC_INFINITY
 DEFAULT_SLICE = "system.slice"
+USER_SLICE = "user.slice"  # the default in the user's own manager (rootless), as runc
 DEFAULT_PREFIX = "runc"
 CPU_QUOTA_PERIOD_DEFAULT = 100000  # the kernel's default cfs period, in us
 
 
-def parse_cgroups_path(cgroups_path: str | None, container_id: str) -> tuple[str, str, str]:
+def parse_cgroups_path(cgroups_path: str | None, container_id: str,
+                       default_slice: str = DEFAULT_SLICE) -> tuple[str, str, str]:
     """``slice:prefix:name`` -> (slice, prefix, name); empty -> runc's defaults."""
     if not cgroups_path:
-        return DEFAULT_SLICE, DEFAULT_PREFIX, container_id
+        return default_slice, DEFAULT_PREFIX, container_id
     parts = cgroups_path.split(":")
     if len(parts) != 3:
         raise CgroupError(f'expected cgroupsPath to be of format "slice:prefix:name" for systemd '
@@ -41,7 +43,7 @@ def parse_cgroups_path(cgroups_path: str | None, container_id: str) -> tuple[str
     for part, what in ((prefix, "prefix"), (name, "name")):
         if "/" in part:
             raise CgroupError(f'cgroupsPath "{cgroups_path}": the {what} may not contain "/"', step=STEP)
-    return slice_ or DEFAULT_SLICE, prefix, name
+    return slice_ or default_slice, prefix, name
 
 
 def unit_name(prefix: str, name: str) -> str:
@@ -182,7 +184,7 @@ def range_to_bits(text: str, what: str) -> bytes:
     return mask.to_bytes((mask.bit_length() + 7) // 8, "little")
 
 
-def resource_properties(resources: dict, *, devices_file: str = "/proc/devices") -> list:
+def resource_properties(resources: dict, *, devices_file: str = "/proc/devices", devices: bool = True) -> list:
     """OCI ``linux.resources`` -> the unit properties systemd has for them.
 
     The same values are also written to the cgroup files afterwards (the v2
@@ -190,7 +192,7 @@ def resource_properties(resources: dict, *, devices_file: str = "/proc/devices")
     next reload of the unit would put its own values back.
     """
     props: list = []
-    if "devices" in resources and resources["devices"] is not None:
+    if devices and resources.get("devices") is not None:
         props += device_properties(resources["devices"], devices_file)
     mem = resources.get("memory") or {}
     limit = mem.get("limit") or 0

@@ -1,0 +1,51 @@
+"""Rootless ``--systemd-cgroup`` through the user's own systemd: tests/vm/rootless-systemd.sh
+in the `--systemd` guest, pyrunc beside runc 1.5.1 on the same bundle.
+
+A lingering user's ``systemd --user`` (user@UID.service, delegated cpu/memory/pids) starts the
+container's scope; both runtimes must put it at the same place (the manager's ``user.slice``),
+give it the same limits and annotation properties, update, exec, pause, report stats, and
+remove it on delete, also without ``DBUS_SESSION_BUS_ADDRESS`` set. About 5 minutes (a systemd
+boot under TCG). Skipped with the reason when the guest cannot boot, PYRUNC_SKIP_VM=1, or the
+runc 1.5.1 oracle (../shared) is absent.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import REPO, RUNC15, run_to_files
+from tests.integration.test_rootless_v2_lane import BOOT_FAILURE, TIMEOUT, _runner, _skip_reason
+
+SCRIPT = REPO / "tests" / "vm" / "rootless-systemd.sh"
+
+
+def _why_not() -> str | None:
+    return _skip_reason() or (None if RUNC15.exists() else f"runc 1.5.1 oracle not present ({RUNC15})")
+
+
+@pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+def test_rootless_systemd_cgroup_through_the_users_systemd() -> None:
+    p = run_to_files(["timeout", "-k", "10", str(TIMEOUT), str(_runner()), "--systemd", "--timeout",
+                      str(TIMEOUT - 60), "--", f"sh {SCRIPT} {REPO} {RUNC15}"], timeout=TIMEOUT + 30)
+    out = p.stdout + p.stderr
+    tail = "\n".join(out.splitlines()[-60:])
+    if p.returncode == BOOT_FAILURE:
+        pytest.skip(f"the QEMU guest could not boot:\n{tail}")
+    assert p.returncode == 0 and "rootless-systemd: ok" in out, f"guest failed (exit {p.returncode}):\n{tail}"
+    checks: dict[str, dict[str, str]] = {}
+    for m in re.finditer(r"^check (pyrunc|runc-1\.5\.1) ([a-z ]+): ?(.*?)\s*\r?$", out, re.M):
+        checks.setdefault(m.group(1), {})[m.group(2)] = m.group(3)
+    ours, theirs = checks["pyrunc"], checks["runc-1.5.1"]
+    assert theirs["run"].startswith("0"), theirs  # the oracle itself works here
+    assert ours["run"] == "0", ours
+    assert re.search(r"/user@\d+\.service/user\.slice/runc-sd1\.scope$", ours["cgroup"]), ours
+    for key in ("cgroup", "unit cgroup", "slice", "memory", "tasks", "collect", "update", "exec", "paused",
+                "stats pids", "delete", "unit after", "removed"):
+        assert ours[key] == theirs[key], (key, ours[key], theirs[key])
+    assert ours["memory"] == "67108864 67108864" and ours["tasks"] == "77 77"
+    assert ours["update"] == "33554432 33554432" and ours["paused"] == "paused"
+    assert ours["collect"] == "inactive-or-failed" and ours["reload"] == "no"
+    assert ours["removed"] == "yes" and ours["unit after"] == "not-found"
+    assert ours["nobusenv"] == "0", ours
