@@ -327,9 +327,10 @@ def process_env(ctx: InitContext) -> dict[str, str]:
 
 
 def prepare_environment(ctx: InitContext) -> None:
-    """Exactly process.env, plus HOME from the container's passwd when unset (as runc does)."""
+    """Exactly process.env, plus HOME from the container's passwd when unset or empty (as runc
+    1.1 and 1.5 both do: ``HOME=`` is replaced too)."""
     env = process_env(ctx)
-    if "HOME" not in env:
+    if not env.get("HOME"):
         uid = (ctx.process.get("user") or {}).get("uid", 0)
         env["HOME"] = home_of(uid) or "/"
     ctx.env = env

@@ -321,12 +321,13 @@ def plan_rootfs(p: Planner, ns: namespaces.Plan, mgr_plan: dict):
 
 def plan_executable(p: Planner, view) -> None:
     """init.look_up_executable and prepare_environment, on the planned tree: the program args[0]
-    names (through PATH), and HOME from the container's /etc/passwd when the config sets none."""
+    names (through PATH), and HOME from the container's /etc/passwd when the config sets none
+    or an empty one."""
     from .init import passwd_home
 
     proc = p.doc["process"]
     env = proc["env"]
-    if "HOME" not in env:
+    if not env.get("HOME"):
         home = None
         host = _host_file(view, "/etc/passwd")
         if host is not None:

@@ -293,9 +293,12 @@ def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str
     dest = mnt["destination"]
     source, mtype, flags, data, copyup = fs_mount_args(mnt, opts, mount_label)
     covered = None
-    existed = copyup and _exists(root_fd, dest)
+    keeps_mode = needs_dir_mode(mtype, data)
+    existed = (copyup or keeps_mode) and _exists(root_fd, dest)
     fd, rel = open_mountpoint(root_fd, dest, as_file=False)
     try:
+        if keeps_mode and existed:
+            data = with_dir_mode(data, os.fstat(fd).st_mode)
         if mtype in ("proc", "sysfs"):
             _require_plain_dir(fd, rel, dest, mtype)
         check_proc_policy(rel, mtype, None)
@@ -323,6 +326,19 @@ def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str
     if covered is not None:
         copy_up(root_fd, rel, dest, covered, opts.flags & ~m.MS_PROPAGATION, keep_mode=existed)
     apply_after(root_fd, rel, dest, opts, remount=False)
+
+
+def needs_dir_mode(mtype: str, data: str) -> bool:
+    """A tmpfs without ``mode=`` over a directory the image has takes that directory's mode (runc
+    1.1.8+ and 1.5: ``/root`` 0700 stays 0700 under a tmpfs; a directory made for the mount
+    keeps tmpfs's 1777)."""
+    return mtype == "tmpfs" and not any(o.startswith("mode=") for o in data.split(","))
+
+
+def with_dir_mode(data: str, st_mode: int) -> str:
+    """``data`` plus ``mode=`` of the covered directory, in octal as mount(8) writes it."""
+    mode = f"mode={st_mode & 0o7777:o}"
+    return f"{data},{mode}" if data else mode
 
 
 # A new sysfs needs a network namespace owned by our user namespace, a new mqueue an IPC one;
@@ -652,6 +668,9 @@ def classify(mnt: dict, *, idmapped: bool) -> tuple[str, mopts.MountOptions]:
     if idmapped and not opts.is_bind:
         raise PyruncError(f"mount {dest}: idmapped mounts are only supported for bind mounts", step=STEP)
     if opts.is_bind:
+        if opts.data:  # runc 1.2+: mount(2) ignores data on a bind, so the caller's intent is lost
+            raise PyruncError(f"mount {dest}: bind mounts cannot have any filesystem-specific options "
+                              f"applied ({opts.data})", step=STEP)
         return "bind", opts
     return ("cgroup" if mtype == "cgroup" else "fs"), opts
 

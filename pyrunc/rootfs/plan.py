@@ -528,7 +528,10 @@ def plan_fs(plan: RootfsPlan, ctx: Context, index: int, mnt: dict, opts: mopts.M
     if flags & m.MS_REMOUNT:
         plan_remount(plan, index, dest, mtype, flags, data)
         return
+    before = _image_dir_mode(view, dest) if mt.needs_dir_mode(mtype, data) else None
     rel = view.resolve(dest, "dir")
+    if before is not None:
+        data = mt.with_dir_mode(data, before)
     covered_host = view.host_path(rel) if copyup else None
     if rel == "/":
         raise PyruncError(f"mount destination {dest} resolves to the container root", step=mt.STEP)
@@ -562,6 +565,21 @@ def plan_fs(plan: RootfsPlan, ctx: Context, index: int, mnt: dict, opts: mopts.M
     if copyup:
         text += ", filled with what it covers (tmpcopyup)"
     plan.note("mount_filesystems", text)
+
+
+def _image_dir_mode(view, dest: str) -> int | None:
+    """The mode of the directory a mount destination already is in the planned tree (from the
+    host files behind it), or None when it would be made for the mount."""
+    try:
+        rel = view.resolve(dest)
+    except OSError:
+        return None
+    host = view.host_path(rel)
+    try:
+        st = os.stat(host) if host else None
+    except OSError:
+        return None
+    return st.st_mode if st is not None and stat.S_ISDIR(st.st_mode) else None
 
 
 def plan_remount(plan: RootfsPlan, index: int, dest: str, mtype: str, flags: int, data: str) -> None:

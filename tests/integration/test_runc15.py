@@ -275,8 +275,7 @@ def test_features_has_every_field_runc_151_has(pyrunc, runc15):
     assert _keys(theirs) <= _keys(ours), sorted(_keys(theirs) - _keys(ours))
     lin, their_lin = ours["linux"], theirs["linux"]
     # What the build supports, not what this host mounts: the same on every host.
-    assert {k: v for k, v in lin["cgroup"].items() if k != "systemdUser"} == \
-        {k: v for k, v in their_lin["cgroup"].items() if k != "systemdUser"}
+    assert lin["cgroup"] == their_lin["cgroup"]  # systemdUser too: tests/vm/rootless-systemd.sh
     assert lin["memoryPolicy"] == their_lin["memoryPolicy"]
     assert lin["namespaces"] == their_lin["namespaces"]
     for key in ("actions", "operators", "knownFlags"):
@@ -285,3 +284,54 @@ def test_features_has_every_field_runc_151_has(pyrunc, runc15):
     assert ours["annotations"].get("io.github.seccomp.libseccomp.version")
     assert "org.systemd.property." in ours["potentiallyUnsafeConfigAnnotations"]
     assert set(theirs["mountOptions"]) - set(ours["mountOptions"]) <= {"remount"}
+
+
+# -- from the changelog scan (runc 1.1.8-1.5): HOME, tmpfs modes, binds with data --------------
+
+def test_empty_home_is_replaced_by_the_users_home(pyrunc, runc15, bundle):
+    """``HOME=`` in process.env: runc (1.1 and 1.5) sets the passwd home, as for a missing one."""
+    (bundle.rootfs / "etc").mkdir(exist_ok=True)
+    (bundle.rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    bundle.config["process"]["env"] = [e for e in bundle.config["process"]["env"] if not e.startswith("HOME=")]
+    bundle.config["process"]["env"].append("HOME=")
+    bundle.config["process"]["args"] = ["sh", "-c", "echo H=$HOME"]
+    outs = []
+    for rt in (pyrunc, runc15):
+        p = rt("run", f"home-{rt.name}", bundle=bundle)
+        assert p.returncode == 0, (rt.name, p.stderr)
+        outs.append(p.stdout.strip())
+    assert outs == ["H=/root", "H=/root"]
+
+
+def test_tmpfs_over_an_image_directory_keeps_its_mode(pyrunc, runc15, bundle):
+    """No ``mode=``: a tmpfs over an existing 0700 directory is 0700 (runc 1.1.8+), one over a
+    directory made for it keeps tmpfs's 1777."""
+    (bundle.rootfs / "private").mkdir(mode=0o700, exist_ok=True)
+    (bundle.rootfs / "private").chmod(0o700)
+    base = bundle.config["mounts"]
+    outs = {}
+    for rt in (pyrunc, runc15):
+        made = f"made-{rt.name}"
+        bundle.config["mounts"] = base + [
+            {"destination": "/private", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]},
+            {"destination": f"/{made}", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}]
+        bundle.config["process"]["args"] = ["sh", "-c", f"stat -c %a /private /{made}"]
+        p = rt("run", f"tm-{rt.name}", bundle=bundle)
+        assert p.returncode == 0, (rt.name, p.stderr)
+        outs[rt.name] = p.stdout.split()
+    assert outs["pyrunc"] == outs[runc15.name] == ["700", "1777"]
+
+
+@pytest.mark.parametrize("options", [["rbind", "size=10m"], ["bind", "mode=755"]])
+def test_bind_with_filesystem_data_is_refused(pyrunc, runc15, bundle, tmp_path, options):
+    """mount(2) ignores data on a bind; runc 1.2+ refuses it instead of dropping it silently."""
+    bundle.config["mounts"] = bundle.config["mounts"] + [
+        {"destination": "/mnt", "type": "bind", "source": str(tmp_path), "options": options}]
+    for rt in (pyrunc, runc15):
+        p = rt("run", f"bd-{rt.name}", bundle=bundle)
+        assert p.returncode == 1, (rt.name, p.stderr)
+        assert "bind mounts cannot have any filesystem-specific options applied" in p.stderr, p.stderr
+        assert rt("state", f"bd-{rt.name}").returncode != 0, f"{rt.name} left the container behind"
+        if rt is pyrunc:
+            lines = p.stderr.strip().splitlines()
+            assert len(lines) == 1 and "container bd-pyrunc" in lines[0] and "/mnt" in lines[0], lines
