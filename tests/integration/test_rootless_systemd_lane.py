@@ -49,3 +49,7 @@ def test_rootless_systemd_cgroup_through_the_users_systemd() -> None:
     assert ours["collect"] == "inactive-or-failed" and ours["reload"] == "no"
     assert ours["removed"] == "yes" and ours["unit after"] == "not-found"
     assert ours["nobusenv"] == "0", ours
+    # No user manager reachable: refused in one line naming it, nothing left (runc fails too).
+    assert ours["nobus"].startswith("1 1 ") and "cannot reach your user's systemd" in ours["nobus"], ours
+    assert theirs["nobus"].startswith("1 "), theirs
+    assert ours["nobus left"] == "" and theirs["nobus left"] == "", (ours, theirs)

@@ -61,6 +61,11 @@ for rt in pyrunc:$repo/.venv/bin/pyrunc runc-1.5.1:$runc151; do
   # No session bus address in the environment: both find \$XDG_RUNTIME_DIR/bus themselves.
   env -u DBUS_SESSION_BUS_ADDRESS \$P \$R --systemd-cgroup run -d sd2 </dev/null >/dev/null 2>\$HOME/err.txt; echo "check \$n nobusenv: \$? \$(tr '\n' ' ' <\$HOME/err.txt)"
   \$P \$R --systemd-cgroup delete --force sd2 2>/dev/null
+  # No user manager to be found at all: one line, nothing left.
+  mkdir -p \$HOME/norun
+  XDG_RUNTIME_DIR=\$HOME/norun env -u DBUS_SESSION_BUS_ADDRESS \$P \$R --systemd-cgroup run -d sd3 </dev/null >/dev/null 2>\$HOME/err.txt
+  echo "check \$n nobus: \$? \$(grep -vc level=warning \$HOME/err.txt) \$(tr '\n' ' ' <\$HOME/err.txt)"
+  echo "check \$n nobus left: \$(\$P \$R list -q | tr '\n' ' ')"
 done
 EOF
 chown "$name:" "$home/inside.sh"
