@@ -87,6 +87,9 @@ def clone_bind_sources(config: dict, bundle: str, idmap_fds: dict[int, int], *,
             userns_fd = idmap_fds.get(i)
             if userns_fd is None and not (all_binds and is_bind(mnt)):
                 continue
+            if not is_bind(mnt):
+                raise PyruncError(f"mount {mnt.get('destination')}: idmapped mounts are only supported "
+                                  "for bind mounts", step=STEP)
             source = mnt.get("source") or ""
             source = source if os.path.isabs(source) else os.path.join(bundle, source)
             opts = mopts.parse(mnt.get("options"))
