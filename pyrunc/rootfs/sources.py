@@ -99,14 +99,14 @@ def clone_bind_sources(config: dict, bundle: str, idmap_fds: dict[int, int], *,
                 if userns_fd is None:
                     continue
                 raise PyruncError(f"idmapped bind mount {source} on {mnt.get('destination')}: "
-                                  f"open_tree: {e.strerror}", step=STEP, errno=e.errno or 0) from None
+                                  f"open_tree: {os.strerror(e.errno or 0)}", step=STEP, errno=e.errno or 0) from None
             out[i] = SourceTree(tree, userns_fd is not None)
             if userns_fd is not None:
                 try:
                     idmap_tree(tree, userns_fd, opts.idmap == "ridmap")
                 except OSError as e:
                     raise PyruncError(f"idmapped bind mount {source} on {mnt.get('destination')}: "
-                                      f"{e.strerror}", step=STEP, errno=e.errno or 0) from None
+                                      f"{os.strerror(e.errno or 0)}", step=STEP, errno=e.errno or 0) from None
     except BaseException:
         for t in out.values():
             os.close(t.fd)
