@@ -341,12 +341,37 @@ def plan_rootfs(ctx: Context, host_mounts: list[mt.MountInfo] | None = None) -> 
     if ctx.own_mount_ns:
         plan.note("pivot_root", f"MS_MOVE {ctx.rootfs} onto / and chroot (--no-pivot)" if ctx.no_pivot
                   else f"pivot_root into {ctx.rootfs}, the old root made rslave and detached")
+        plan_root_propagation(plan, ctx)
     else:
         plan.note("pivot_root", f"chroot into {ctx.rootfs} (no mount namespace of its own)")
     plan_console(plan, ctx)
     plan_cwd(plan, ctx)
     plan_finish(plan, ctx)
     return plan
+
+
+def plan_root_propagation(plan: RootfsPlan, ctx: Context) -> None:
+    """rootfs.pivot_root: [r]private is refused with --no-pivot; shared, slave and unbindable
+    (r- forms: every mount of the container so far) are given to the new / after the pivot."""
+    prop = ctx.linux.get("rootfsPropagation")
+    if not prop:
+        return
+    if ctx.no_pivot and prop in ("private", "rprivate"):
+        plan.problems.append(("/linux/rootfsPropagation",
+                              "rootfsPropagation of [r]private is not safe without pivot_root"))
+        return
+    if prop in ("private", "rprivate"):
+        return
+    try:
+        flag = mopts.propagation_flag(prop)
+    except ValueError as e:
+        plan.problems.append(("/linux/rootfsPropagation", str(e)))
+        return
+    kind = PROPAGATION_NAMES[flag & m.MS_PROPAGATION]
+    entries = plan.view.subtree("/") if flag & m.MS_REC else [plan.view.covering("/")]
+    for e in entries:
+        e.propagation = changed_propagation(e.propagation, kind)
+    plan.note("pivot_root", f"make / {prop}")
 
 
 # -- prepare_rootfs --------------------------------------------------------------------------
@@ -362,12 +387,10 @@ def plan_root(plan: RootfsPlan, ctx: Context) -> None:
         plan.note(step, f"make / {prop or 'rslave'} (mount propagation to the host stopped), then bind "
                         f"{ctx.rootfs} onto itself (rbind) so that it is a mount point")
         propagation = copied_propagation(ctx, hm)
-        if propagation.startswith("shared") and hm is not None:
-            ctx.privatised.add(hm.mount_id)  # make_parent_mount_private: pivot_root refuses a shared parent
+        if (propagation.startswith("shared") or propagation == "unbindable") and hm is not None:
+            # make_parent_mount_private: pivot_root refuses a shared parent, a bind an unbindable one
+            ctx.privatised.add(hm.mount_id)
             propagation = "private"
-        if propagation == "unbindable":
-            plan.problems.append(("/linux/rootfsPropagation", f"bind mount rootfs {ctx.rootfs} onto itself: "
-                                  "Invalid argument (its mount is unbindable)"))
     else:
         step = "attach_inherited_rootfs"
         plan.note(step, f"(parent) bind {ctx.rootfs} onto itself, private, in the caller's mount "
@@ -763,7 +786,8 @@ def plan_cwd(plan: RootfsPlan, ctx: Context) -> None:
 
 def plan_finish(plan: RootfsPlan, ctx: Context) -> None:
     """rootfs.finish_rootfs: read-only paths (a read-only copy of each, submounts along), masked
-    paths (a read-only tmpfs over a directory, /dev/null over anything else), then / read-only."""
+    paths (one read-only tmpfs shared by the directories, /dev/null over anything else), then /
+    read-only."""
     view = plan.view
     lin = ctx.linux
     for i, path in enumerate(lin.get("readonlyPaths") or []):
@@ -797,8 +821,9 @@ def plan_finish(plan: RootfsPlan, ctx: Context) -> None:
             continue
         if view.lookup(rel)[:1] == ("dir",):
             view.add(Entry(rel, "tmpfs", "tmpfs", {"ro", "relatime"}, step="finish_rootfs",
-                           origin=f"maskedPaths[{i}]", propagation="private"))
-            plan.note("finish_rootfs", f"mask {rel}: an empty read-only tmpfs over the directory")
+                           origin=f"maskedPaths[{i}]", propagation="private", data="size=4k,nr_inodes=1"))
+            plan.note("finish_rootfs", f"mask {rel}: the empty read-only tmpfs every masked directory "
+                                       "shares (one superblock, size=4k,nr_inodes=1)")
         else:
             view.add(Entry(rel, null_mount.fstype, "/dev/null", set(null_mount.flags), step="finish_rootfs",
                            origin=f"maskedPaths[{i}]", propagation="private"))
