@@ -145,3 +145,70 @@ def run_mapping_tool(tool: str, pid: int, mappings: list[dict]) -> None:
     if done.returncode != 0:
         why = " ".join(done.stderr.decode(errors="replace").split()) or f"exit status {done.returncode}"
         raise PyruncError(f"{tool} {' '.join(argv[2:])}: {why}", step="create user namespace")
+
+
+# ---------------------------------------------------------------------------------------------
+# a user namespace joined by path (containerd 2.x's user-namespaced pods)
+
+
+def map_lines(mappings: list[dict]) -> list[tuple[int, int, int]]:
+    """Mappings as sorted (containerID, hostID, size) triples, the order-free form to compare."""
+    return sorted((int(m.get("containerID", 0)), int(m.get("hostID", 0)), int(m.get("size", 0)))
+                  for m in mappings)
+
+
+def read_joined_maps(fd: int, path: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """The uid and gid maps of the user namespace open at ``fd``, as this (the host's) namespace
+    sees them: a child joins it and its /proc maps are read from here, where the kernel shows them
+    relative to the reader's namespace, that is in the host ids the config's hostID means. A
+    namespace we may not enter fails here, naming it, before anything is made."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the child: join, say so (or why not), wait to be killed
+        try:
+            os.close(r)
+            try:
+                linux.setns(fd, linux.CLONE_NEWUSER)
+                os.write(w, b"ok")
+            except OSError as e:
+                os.write(w, str(e.errno or 0).encode())
+            signal.pause()
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        said = os.read(r, 16)
+        if said != b"ok":
+            err = int(said or b"0")
+            raise PyruncError(f"cannot join user namespace {path}: {os.strerror(err) if err else 'helper died'}",
+                              step="join namespaces", errno=err)
+        maps = []
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}") as f:
+                maps.append(sorted(tuple(int(x) for x in line.split()) for line in f if line.strip()))
+        return maps[0], maps[1]
+    except OSError as e:
+        raise PyruncError(f"read the id maps of user namespace {path}: {e.strerror}",
+                          step="join namespaces", errno=e.errno or 0) from None
+    finally:
+        os.close(r)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def check_joined_mappings(config: dict, path: str, fd: int) -> None:
+    """linux.uidMappings/gidMappings given with a user namespace to join must be that namespace's
+    own (containerd sends both); others would be silently ignored, so they are refused before
+    anything is made, as runc 1.5.1 refuses them. Nothing to check without mappings."""
+    lin = config.get("linux") or {}
+    uids, gids = lin.get("uidMappings") or [], lin.get("gidMappings") or []
+    if not uids and not gids:
+        return
+    have_uids, have_gids = read_joined_maps(fd, path)
+    for field, given, have in (("uidMappings", uids, have_uids), ("gidMappings", gids, have_gids)):
+        if given and map_lines(given) != have:
+            shown = ", ".join(f"{c} {h} {s}" for c, h, s in have) or "none"
+            wanted = ", ".join(f"{c} {h} {s}" for c, h, s in map_lines(given))
+            raise PyruncError(f"linux.{field} ({wanted}) disagree with the mappings of the user namespace "
+                              f"to join, {path} ({shown}): give the path alone, or mappings that match it",
+                              step="join namespaces")

@@ -22,7 +22,7 @@ from ..options import CreateOptions
 from ..security import capabilities
 from ..spec import load_config
 from ..state import Record, StateDir, oci_state
-from ..userns import idmap_fds, write_mappings
+from ..userns import check_joined_mappings, idmap_fds, write_mappings
 from . import channel, execfifo, faults
 from .channel import Channel
 from .creation import Creation, check_supported, resolve_rootfs
@@ -102,13 +102,35 @@ def prepare_init(c: Creation, config: dict, rootfs: str, opts: CreateOptions) ->
                       preserve_fds=listen_fds_passed(config) + opts.preserve_fds)
     c.always(ctx.close_parent_fds)
     ctx.join_fds = namespaces.open_join_fds(ns_plan)
+    check_joined_user_namespace(ctx)
     pass_notify_socket(config)
     ctx.seccomp = seccomp
     ctx.unprivileged_caller = os.geteuid() != 0
     if log.get().min_level == 0:
         ctx.timeline = []
-    ctx.idmap_fds = idmap_fds(config)
+    ctx.source_trees = clone_bind_sources(config, opts.bundle, ns_plan)
     return ctx
+
+
+def check_joined_user_namespace(ctx: InitContext) -> None:
+    """A user namespace given by path: mappings given beside it must be its own (runc refuses
+    others too), and it must be one we may enter; both said before anything is made."""
+    fd = next((fd for kind, fd in ctx.join_fds if kind == "user"), None)
+    if fd is not None:
+        check_joined_mappings(ctx.config, ctx.ns.join["user"], fd)
+
+
+def clone_bind_sources(config: dict, bundle: str, ns_plan: namespaces.Plan) -> dict:
+    """Bind sources the init could not mount itself, cloned here on the host side
+    (rootfs/sources.py): every idmapped one, and in a user namespace (created or joined; not
+    rootless, where we hold no more than the init) every bind. Nothing on the default path."""
+    idmaps = idmap_fds(config)
+    every_bind = ns_plan.has("user") and ns_plan.has("mount") and os.geteuid() == 0
+    if not idmaps and not every_bind:
+        return {}
+    from ..rootfs.sources import clone_bind_sources as clone
+
+    return clone(config, bundle, idmaps, all_binds=every_bind)
 
 
 def attach_inherited_rootfs(c: Creation, config: dict, rootfs: str) -> int:

@@ -67,11 +67,11 @@ def prepare_rootfs(ctx: InitContext) -> None:
 def mount_filesystems(ctx: InitContext) -> None:
     """Config mounts in listed order, each resolved inside the rootfs."""
     rootfs.mount_all(ctx.rootfs, ctx.config.get("mounts") or [], bundle=ctx.bundle,
-                     mount_label=ctx.linux.get("mountLabel"), idmap_fds=ctx.idmap_fds,
+                     mount_label=ctx.linux.get("mountLabel"), source_trees=ctx.source_trees,
                      before_cgroup_mount=lambda: enter_cgroup(ctx), cgroupns=ctx.ns.has("cgroup"))
-    for fd in ctx.idmap_fds.values():
-        os.close(fd)
-    ctx.idmap_fds = {}
+    for tree in ctx.source_trees.values():
+        os.close(tree.fd)  # attached ones stay mounted; the unused ones vanish
+    ctx.source_trees = {}
 
 
 def create_devices(ctx: InitContext) -> None:
@@ -258,27 +258,6 @@ def set_rlimits(ctx: InitContext) -> None:
         except (OSError, ValueError) as e:
             raise PyruncError(f"setrlimit {rl['type']} {rl['soft']}:{rl['hard']}: {e}",
                               step="set_rlimits") from None
-
-
-def set_oom_score_adj(ctx: InitContext) -> None:
-    """Written before the uid switch: the file belongs to root."""
-    adj = ctx.process.get("oomScoreAdj")
-    if adj is None:
-        return
-    held = adj
-    try:
-        with open("/proc/self/oom_score_adj", "r+") as f:
-            held = int(f.read() or 0)
-            if held != adj:
-                f.seek(0)
-                f.write(str(adj))
-                f.flush()
-    except OSError as e:
-        if isinstance(e, PermissionError) and adj < held:
-            raise PyruncError(f"set oom_score_adj {adj}: below the caller's ({held}), which needs "
-                              "CAP_SYS_RESOURCE (rootless, only raising it is allowed)",
-                              step="set_oom_score_adj") from None
-        raise PyruncError(f"set oom_score_adj {adj}: {e.strerror}", step="set_oom_score_adj") from None
 
 
 def set_scheduling(ctx: InitContext) -> None:
@@ -594,7 +573,6 @@ STEPS = (
     apply_sysctl,
     finish_rootfs,
     set_rlimits,
-    set_oom_score_adj,
     set_scheduling,
     join_session_keyring,
     change_directory,

@@ -397,6 +397,10 @@ def parent_steps(p: Planner, ns: namespaces.Plan, mgr_plan: dict | None) -> None
         p.note("prepare_init", "open " + ", ".join(f"{r['type']} {r['path']}" for r in joins))
     if p.doc.get("capabilities"):
         p.note("prepare_init", "capability sets checked against the runtime's bounding set")
+    host_side = bind_sources_cloned(p.config, ns)
+    if host_side:
+        p.note("prepare_init", "clone on the host side (open_tree; the init attaches it if it cannot "
+                               "reach the source itself): " + ", ".join(host_side))
     if p.doc.get("seccomp"):
         p.note("prepare_init", f"compile the seccomp profile to BPF ({p.doc['seccomp'].get('instructions')} "
                                "instructions; cached by profile hash)")
@@ -422,6 +426,21 @@ def parent_steps(p: Planner, ns: namespaces.Plan, mgr_plan: dict | None) -> None
     add_step(p, "parent", "save_record")
 
 
+def bind_sources_cloned(config: dict, ns: namespaces.Plan) -> list[str]:
+    """The mounts whose source create clones on the host side (create.clone_bind_sources), as
+    "destination (idmapped)" or "destination"."""
+    from ..rootfs.sources import is_bind
+
+    every = ns.has("user") and ns.has("mount") and os.geteuid() == 0
+    out = []
+    for mnt in config.get("mounts") or []:
+        opts = mnt.get("options") or []
+        idmapped = bool(mnt.get("uidMappings") or mnt.get("gidMappings") or "idmap" in opts or "ridmap" in opts)
+        if idmapped or (every and is_bind(mnt)):
+            out.append(f"{mnt.get('destination')}" + (" (idmapped)" if idmapped else ""))
+    return out
+
+
 def stage1_steps(p: Planner, ns: namespaces.Plan, mgr_plan: dict | None) -> None:
     placement = (mgr_plan or {}).get("placement") or {}
     if placement.get("how") == "born":
@@ -430,11 +449,19 @@ def stage1_steps(p: Planner, ns: namespaces.Plan, mgr_plan: dict | None) -> None
         for tasks in placement.get("tasks") or []:
             p.note("join cgroups", f'write "0" to {tasks}')
     add_step(p, "parent", "fork stage 1")
+    adj = (p.config.get("process") or {}).get("oomScoreAdj")
+    if adj is not None:
+        p.note("set oom_score_adj", f"write {adj} to /proc/self/oom_score_adj (on the host, before "
+                                    "non-dumpable; the init inherits it)")
+        add_step(p, "stage 1", "set oom_score_adj")
     add_step(p, "stage 1", "join cgroups")
     joins = [r for r in p.doc["namespaces"] if r["action"] == "join"]
     for r in joins:
         p.note("join namespaces", f"setns {r['type']} {r['path']}")
     add_step(p, "stage 1", "join namespaces")
+    if "user" in ns.join:
+        p.note("become root in the user namespace", "setresgid/setresuid 0 in the joined user namespace")
+        add_step(p, "stage 1", "become root in the user namespace")
     if ns.creates("user"):
         maps = p.doc.get("id_mappings") or {}
         p.note("create user namespace", "unshare(CLONE_NEWUSER); the parent writes uid_map "
@@ -512,8 +539,6 @@ def init_notes(p: Planner, ns: namespaces.Plan) -> None:
         p.note("apply_sysctl", f"write {value!r} to /proc/sys/{key.replace('.', '/')}")
     for r in p.doc["rlimits"]:
         p.note("set_rlimits", f"setrlimit {r['type']} {r['soft']}:{r['hard']}")
-    if proc["oomScoreAdj"] is not None:
-        p.note("set_oom_score_adj", f"write {proc['oomScoreAdj']} to /proc/self/oom_score_adj")
     for key in ("scheduler", "ioPriority"):
         if process.get(key):
             p.note("set_scheduling", f"{key} {process[key]}")

@@ -20,13 +20,22 @@ import time
 from .. import linux, namespaces
 from ..errors import CREATE_USER_NAMESPACE, CgroupError, PyruncError
 from . import channel
-from .stages import InitContext, become_stage, detach_stdio, fork_after_report, join_cgroups_at_birth, report
+from .stages import (
+    InitContext,
+    become_stage,
+    detach_stdio,
+    fork_after_report,
+    join_cgroups_at_birth,
+    report,
+    set_oom_score_adj,
+)
 
 
 def stage1(ctx: InitContext) -> None:
     """Join/unshare namespaces, fork the init into them, report its pid, exit."""
     step = "stage1"
     try:
+        set_oom_score_adj(ctx)  # still the caller, dumpable, on the host: see its docstring
         become_stage(ctx, "pyrunc:[1:STAGE]")
         if ctx.process.get("terminal"):
             detach_stdio()
@@ -42,6 +51,9 @@ def stage1(ctx: InitContext) -> None:
         namespaces.join(ctx.join_fds)
         for _, fd in ctx.join_fds:
             os.close(fd)
+        if "user" in ctx.ns.join:
+            step = BECOME_ROOT
+            become_root_in_joined_user_namespace()
         if ctx.ns.creates("user"):
             step = CREATE_USER_NAMESPACE
             create_user_namespace(ctx)
@@ -98,6 +110,23 @@ def create_user_namespace(ctx: InitContext) -> None:
         linux.set_dumpable(False)
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+
+
+BECOME_ROOT = "become root in the user namespace"
+
+
+def become_root_in_joined_user_namespace() -> None:
+    """Identity 0 in a user namespace we joined, as after creating one (runc 1.2.1+).
+
+    setns keeps our host ids, which the joined namespace does not map: every file we would make
+    (mount points, devices) fails with EOVERFLOW, and no capability applies to its inodes. The
+    gid too, unlike runc: a file made before switch_user then has a mapped group as well."""
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as e:
+        raise PyruncError(f"setresuid/setresgid 0 in the joined user namespace: {e.strerror} "
+                          "(does it map uid and gid 0?)", step=BECOME_ROOT, errno=e.errno or 0) from None
 
 
 def set_time_offsets(ctx: InitContext) -> None:

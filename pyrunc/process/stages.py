@@ -21,6 +21,7 @@ from .channel import Channel
 
 TYPE_CHECKING = False  # typing's own flag without importing typing on the hot path
 if TYPE_CHECKING:
+    from ..rootfs.sources import SourceTree
     from ..security import capabilities
 
 
@@ -48,7 +49,8 @@ class InitContext:
         self.executable: str | None = None
         self.start_fd: int | None = None
         self.seccomp = None  # a CompiledFilter, compiled by the parent before forking
-        self.idmap_fds: dict[int, int] = {}  # mount index -> user namespace fd (idmapped mounts)
+        # mount index -> its bind source cloned (and idmapped) by the parent (rootfs/sources.py)
+        self.source_trees: dict[int, SourceTree] = {}
         self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
         self.fault_step: str | None = None  # test-only (faults.py): kill the parent before this step
         self.pidfd_socket: int | None = None  # --pidfd-socket, connected by the parent
@@ -64,9 +66,9 @@ class InitContext:
     def close_parent_fds(self) -> None:
         """In the parent, once the stage has them (or the launch failed): our copies of the fds
         handed to the stage. Safe to call again."""
-        fds = [fd for _, fd in self.join_fds] + list(self.idmap_fds.values())
+        fds = [fd for _, fd in self.join_fds] + [t.fd for t in self.source_trees.values()]
         fds += [fd for fd in (self.fifo_fd, self.fault_fd) if fd is not None and fd >= 0]
-        self.join_fds, self.idmap_fds, self.fifo_fd, self.fault_fd = [], {}, -1, None
+        self.join_fds, self.source_trees, self.fifo_fd, self.fault_fd = [], {}, -1, None
         for fd in fds:
             os.close(fd)
 
@@ -79,6 +81,39 @@ def become_stage(ctx: InitContext, title: str) -> None:
     linux.set_dumpable(False)
     close_foreign_fds(ctx)
     reset_cpu_affinity()
+
+
+SET_OOM_SCORE_ADJ = "set oom_score_adj"
+
+
+def set_oom_score_adj(ctx: InitContext) -> None:
+    """process.oomScoreAdj, written by a stage before it becomes non-dumpable or enters any
+    namespace; everything it forks inherits the value (runc's stage 0 writes it at the same point).
+
+    Not from inside: in a user namespace, created or joined, the init is the namespace's root,
+    and a non-dumpable process's /proc files belong to the host's root, whom it is not (EACCES,
+    even to open the file for a value that would not change). Here we are still the caller, on
+    the host's /proc. Lowering it needs CAP_SYS_RESOURCE, which a rootless caller (and root on
+    some hosts) lacks: an unchanged value is not written at all."""
+    adj = ctx.process.get("oomScoreAdj")
+    if adj is None:
+        return
+    held = adj
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            held = int(os.read(fd, 32) or 0)
+            if held != adj:
+                os.pwrite(fd, str(adj).encode(), 0)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if isinstance(e, PermissionError) and adj < held:
+            raise PyruncError(f"set oom_score_adj {adj}: below the caller's ({held}), which needs "
+                              "CAP_SYS_RESOURCE (rootless, only raising it is allowed)",
+                              step=SET_OOM_SCORE_ADJ, errno=e.errno or 0) from None
+        raise PyruncError(f"set oom_score_adj {adj}: {e.strerror}", step=SET_OOM_SCORE_ADJ,
+                          errno=e.errno or 0) from None
 
 
 # Every CPU the kernel could have (runc sets all 1024 bits of a cpu_set_t too): the kernel keeps
@@ -144,7 +179,7 @@ def close_foreign_fds(ctx: InitContext) -> None:
     if ctx.pidfd_socket is not None:
         keep.add(ctx.pidfd_socket)
     keep.update(range(3, 3 + ctx.preserve_fds))
-    keep.update(ctx.idmap_fds.values())
+    keep.update(t.fd for t in ctx.source_trees.values())
     low = 3
     for fd in sorted(k for k in keep if k >= 3) + [1 << 30]:
         if fd > low:

@@ -37,6 +37,7 @@ from .stages import (
     report,
     run_steps,
     send_pidfd,
+    set_oom_score_adj,
 )
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
@@ -78,6 +79,7 @@ def joiner(ctx: InitContext) -> None:
     """Child of `pyrunc exec`: join the namespaces, fork the process into the pid ns, exit."""
     step = JOIN_NAMESPACES
     try:
+        set_oom_score_adj(ctx)  # on the host, before non-dumpable (stages.set_oom_score_adj)
         become_stage(ctx, "pyrunc:[1:EXEC]")
         initial = (ctx.process.get("execCPUAffinity") or {}).get("initial")
         if initial:  # config.md: before the move into the container's cgroup
@@ -143,7 +145,6 @@ TENANT_STEPS = (
     set_up_exec_console,
     send_exec_pidfd,
     steps.set_rlimits,
-    steps.set_oom_score_adj,
     steps.set_scheduling,
     steps.change_directory,
     steps.prepare_environment,

@@ -26,6 +26,8 @@ TYPE_CHECKING = False  # typing's own flag without importing typing on the hot p
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pyrunc.rootfs.sources import SourceTree
+
 STEP = "mount"
 
 # runc's allow-list of /proc files that lxcfs-style tools may overmount.
@@ -244,26 +246,31 @@ def fs_mount_args(mnt: dict, opts: mopts.MountOptions, mount_label: str | None) 
 
 
 def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str,
-               userns_fd: int | None = None) -> None:
-    """Bind mount: open the source first (relative to the bundle), then the destination, then mount fd->fd."""
+               tree: SourceTree | None = None) -> None:
+    """Bind mount: open the source first (relative to the bundle), then the destination, then
+    mount fd->fd. ``tree``: the source cloned on the host side (rootfs/sources.py), attached
+    instead when it is idmapped or when the source is out of our reach from here."""
     dest = mnt["destination"]
     source = bind_source(mnt, bundle)
+    if tree is not None and tree.idmapped:
+        attach_tree(root_fd, tree.fd, dest, opts, f"idmapped bind mount {source} on {dest}")
+        return
     try:
         src_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
     except OSError as e:
-        raise fail(f"bind mount source {source}", e) from None
+        if tree is None:
+            raise fail(f"bind mount source {source}", e) from None
+        attach_tree(root_fd, tree.fd, dest, opts, f"bind mount {source} on {dest}")
+        return
     try:
         is_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
         fd, rel = open_mountpoint(root_fd, dest, as_file=not is_dir)
         try:
             check_proc_policy(rel, "bind", src_fd)
-            if userns_fd is not None:
-                attach_idmapped(src_fd, fd, userns_fd, opts, f"{source} on {dest}")
-            else:
-                try:
-                    m.mount(fd_target(src_fd), fd_target(fd), None, bind_flags(opts))
-                except OSError as e:
-                    raise fail(f"bind mount {source} on {dest}", e) from None
+            try:
+                m.mount(fd_target(src_fd), fd_target(fd), None, bind_flags(opts))
+            except OSError as e:
+                raise fail(f"bind mount {source} on {dest}", e) from None
         finally:
             os.close(fd)
     finally:
@@ -271,21 +278,19 @@ def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str,
     apply_after(root_fd, rel, dest, opts, remount=needs_remount(opts))
 
 
-def attach_idmapped(src_fd: int, dst_fd: int, userns_fd: int, opts: mopts.MountOptions, what: str) -> None:
-    """A detached copy of the source, idmapped through the user namespace, moved onto the target."""
-    recursive = m.AT_RECURSIVE if opts.is_recursive_bind else 0
+def attach_tree(root_fd: int, tree: int, dest: str, opts: mopts.MountOptions, what: str) -> None:
+    """Move a detached tree made on the host side onto the destination, then the mount's flags."""
+    is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
+    fd, rel = open_mountpoint(root_fd, dest, as_file=not is_dir)
     try:
-        tree = m.open_tree(src_fd, "", m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_EMPTY_PATH | recursive)
-    except OSError as e:
-        raise fail(f"idmapped bind mount {what}: open_tree", e) from None
-    try:
-        idmap_flags = m.AT_EMPTY_PATH | (m.AT_RECURSIVE if opts.idmap == "ridmap" else 0)
-        m.mount_setattr(tree, "", idmap_flags, attr_set=m.MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
-        m.move_mount(tree, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
-    except OSError as e:
-        raise fail(f"idmapped bind mount {what}", e) from None
+        check_proc_policy(rel, "bind", tree)
+        try:
+            m.move_mount(tree, "", fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+        except OSError as e:
+            raise fail(what, e) from None
     finally:
-        os.close(tree)
+        os.close(fd)
+    apply_after(root_fd, rel, dest, opts, remount=needs_remount(opts))
 
 
 def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None) -> None:
@@ -676,11 +681,11 @@ def classify(mnt: dict, *, idmapped: bool) -> tuple[str, mopts.MountOptions]:
 
 
 def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
-              userns_fd: int | None = None, cgroupns: bool = False) -> None:
-    """Dispatch one config mount to the right kind."""
-    kind, opts = classify(mnt, idmapped=userns_fd is not None)
+              tree: SourceTree | None = None, cgroupns: bool = False) -> None:
+    """Dispatch one config mount to the right kind (``tree``: its source cloned on the host side)."""
+    kind, opts = classify(mnt, idmapped=tree is not None and tree.idmapped)
     if kind == "bind":
-        mount_bind(root_fd, mnt, opts, bundle, userns_fd)
+        mount_bind(root_fd, mnt, opts, bundle, tree)
     elif kind == "cgroup":
         mount_cgroup(root_fd, mnt, opts, mount_label, cgroupns)
     else:
@@ -688,7 +693,7 @@ def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
 
 
 def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str | None = None,
-              idmap_fds: dict[int, int] | None = None,
+              source_trees: dict[int, SourceTree] | None = None,
               before_cgroup_mount: Callable[[], None] | None = None, cgroupns: bool = False) -> None:
     """Mount every config mount in listed order (see the package docstring for the contract).
 
@@ -696,6 +701,7 @@ def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str 
     mount shows depends on the cgroup (and cgroup namespace) the caller is in by then.
     ``cgroupns``: the container has a cgroup namespace of its own (created or joined; the
     caller is in it once ``before_cgroup_mount`` has run), so v1 hierarchies are mounted fresh.
+    ``source_trees``: mount index -> its source cloned on the host side (rootfs/sources.py).
     """
     try:
         root_fd = r.open_root(rootfs)
@@ -707,6 +713,6 @@ def mount_all(rootfs: str, mounts: list[dict], *, bundle: str, mount_label: str 
                 before_cgroup_mount()
                 before_cgroup_mount = None
             mount_one(root_fd, mnt, bundle=bundle, mount_label=mount_label,
-                      userns_fd=(idmap_fds or {}).get(i), cgroupns=cgroupns)
+                      tree=(source_trees or {}).get(i), cgroupns=cgroupns)
     finally:
         os.close(root_fd)

@@ -24,14 +24,9 @@ SKIPPED_2 = {
     r"\[k8s\.io\] Image Consistency": "pulls gcr.io/k8s-staging-cri-tools/test-image-tag (a registry)",
     r"\[k8s\.io\] Image Identifier Consistency": "pulls test-image-tag and registry.k8s.io/pause:3.9 (a registry)",
 }
-#: spec name fragment -> why pyrunc fails it today (issue 25).
-EXPECTED_PYRUNC_FAILURES = {
-    "should support NamespaceMode_POD": (
-        "joining the user namespace containerd 2.x creates for a hostUsers:false pod (linux.namespaces "
-        "user with a path) is not implemented yet: stage 1 stays host uid 0 there, bind sources, "
-        "oom_score_adj and idmapped mounts are done from inside (issue 25, item 3; "
-        "docs/KUBERNETES.md, user-namespaced pods)"),
-}
+#: spec name fragment -> why pyrunc fails it today. Empty: NamespaceMode_POD, the last entry, passes
+#: since pyrunc joins a user namespace as runc does (issue 25, item 3).
+EXPECTED_PYRUNC_FAILURES: dict[str, str] = {}
 
 
 def expected_failure(name: str) -> str | None:

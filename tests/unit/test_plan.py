@@ -256,3 +256,23 @@ def test_the_readme_plan_block_runs_as_written(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "mount_filesystems" in p.stdout and "execve /bin/echo ['hello']" in p.stdout
     assert not (tmp_path / "state").exists()
+
+
+def test_plan_of_a_joined_user_namespace_shows_the_host_side_work(tmp_path):
+    """oom_score_adj in stage 1, root in the joined namespace, bind sources cloned by the parent."""
+    b = bundle(tmp_path)
+    config = json.loads((b / "config.json").read_text())
+    config["process"]["oomScoreAdj"] = 500
+    config["linux"]["namespaces"].append({"type": "user", "path": "/proc/self/ns/user"})
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts",
+                             "options": ["rbind"], "uidMappings": maps, "gidMappings": maps})
+    (b / "config.json").write_text(json.dumps(config))
+    doc = plan_create(str(b), "u1", str(tmp_path / "state"), CreateOptions(bundle=str(b)))
+    steps = [(s["stage"], s["step"]) for s in doc["steps"]]
+    stage1 = [step for stage, step in steps if stage == "stage 1"]
+    assert stage1[:4] == ["set oom_score_adj", "join cgroups", "join namespaces", "become root in the user namespace"]
+    assert "set_oom_score_adj" not in [step for stage, step in steps if stage == "init"]
+    does = {s["step"]: s["does"] for s in doc["steps"] if s["stage"] != "init"}
+    assert any("500" in line for line in does["set oom_score_adj"])
+    assert any("/etc/hosts (idmapped)" in line for line in does["prepare_init"]), does["prepare_init"]
