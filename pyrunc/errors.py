@@ -22,6 +22,7 @@ DELETE = "delete"
 RESTORE = "restore"
 CHECKPOINT = "checkpoint"
 UPDATE = "update"
+EVENTS = "events"
 
 # Steps named by more than one module.
 VALIDATE = "validate"
