@@ -43,7 +43,7 @@ def create_container(sd: StateDir, opts: CreateOptions) -> tuple[Record, int | N
     terminal proxies (None otherwise). Raises PyruncError, leaving nothing behind."""
     with Creation(sd, CREATE, poststop_on_failure=True) as c:
         c.bundle = opts.bundle
-        c.config = config = load_config(opts.bundle)
+        c.config = config = given_config(opts) if opts.config is not None else load_config(opts.bundle)
         is_rootless = rootless.detect(opts.rootless)
         rootfs = check_bundle(config, opts, is_rootless)
         ctx = prepare_init(c, config, rootfs, opts)
@@ -65,6 +65,13 @@ def create_container(sd: StateDir, opts: CreateOptions) -> tuple[Record, int | N
         c.finish(record, c.init_pid, opts.pid_file)
         faults.point("saved")
         return record, master
+
+
+def given_config(opts: CreateOptions) -> dict:
+    """A config handed in as data (the Python API), checked by the rules config.json meets."""
+    from ..spec.load import check_config
+
+    return check_config(opts.config, opts.bundle)
 
 
 def check_bundle(config: dict, opts: CreateOptions, is_rootless: bool) -> str:
@@ -96,6 +103,7 @@ def prepare_init(c: Creation, config: dict, rootfs: str, opts: CreateOptions) ->
                       no_new_keyring=opts.no_new_keyring,
                       preserve_fds=listen_fds_passed(config) + opts.preserve_fds)
     c.always(ctx.close_parent_fds)
+    ctx.stdio = opts.stdio
     ctx.join_fds = namespaces.open_join_fds(ns_plan)
     pass_notify_socket(config)
     ctx.seccomp = seccomp
