@@ -53,9 +53,10 @@ class Creation:
         return self
 
     def __exit__(self, kind, error, _tb) -> bool:
+        interrupted = None
         try:
             if error is not None:
-                self._unwind()
+                interrupted = self._unwind()
                 if isinstance(error, PyruncError):
                     error.stamp(self.cid, self.operation, nest=self.nest)
         finally:
@@ -64,16 +65,30 @@ class Creation:
                     fn(*args)
                 except OSError:
                     pass
+                except KeyboardInterrupt as e:  # the rest still runs; not retried (fds)
+                    interrupted = e
+        if interrupted is not None and not isinstance(error, KeyboardInterrupt):
+            raise interrupted  # the caller asked to stop: that wins over a failure (or success)
         return False
 
-    def _unwind(self) -> None:
+    def _unwind(self) -> KeyboardInterrupt | None:
+        """Run the undo stack, newest first. A KeyboardInterrupt (the Python API's caller pressing
+        Ctrl-C, at any bytecode) does not stop it: the interrupted undo runs again (each is
+        idempotent) and the interrupt is returned, so nothing made is left behind."""
+        interrupted = None
         for fn, args in reversed(self._undo):
-            try:
-                fn(*args)
-            except (PyruncError, OSError) as e:
-                cause = e.cause if isinstance(e, PyruncError) else str(e)
-                log.get().warning(f"container {self.cid}: cleanup: {cause}")
+            for _attempt in range(3):
+                try:
+                    fn(*args)
+                    break
+                except (PyruncError, OSError) as e:
+                    cause = e.cause if isinstance(e, PyruncError) else str(e)
+                    log.get().warning(f"container {self.cid}: cleanup: {cause}")
+                    break
+                except KeyboardInterrupt as e:
+                    interrupted = e
         self._undo = []
+        return interrupted
 
     # -- the steps every creation has ------------------------------------------------------
 
@@ -142,10 +157,27 @@ class Creation:
 
 
 def destroy_cgroup(mgr) -> None:
-    """Remove a creation's cgroup, first killing anything in it (an init we never heard of)."""
-    if mgr.exists() and mgr.pids():
+    """Remove a creation's cgroup, first killing anything in it (an init we never heard of),
+    and reap those of them that were our children: a stage whose pid we never learnt (the
+    Python API's caller interrupted us right after the fork) would stay a zombie otherwise."""
+    pids = mgr.pids() if mgr.exists() else []
+    if pids:
         mgr.signal_all(signal.SIGKILL)
     mgr.destroy()
+    for pid in pids:
+        reap_if_ours(pid)
+
+
+def reap_if_ours(pid: int, timeout: float = 1.0) -> None:
+    """Reap ``pid`` if it is our child; it was killed, so wait (briefly) for it to exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] or time.monotonic() > deadline:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.001)
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> None:
