@@ -20,6 +20,7 @@ from .errors import (
     EVENTS,
     EXEC,
     KILL,
+    PLAN,
     START,
     UPDATE,
     Boundary,
@@ -128,6 +129,16 @@ class Container:
         self.record, self.console_master = create_container(self.dir, opts)
         self.dir.unlock()
 
+    @staticmethod
+    def plan(root: str, cid: str, opts: CreateOptions) -> dict:
+        """What ``create(root, cid, opts)`` would do on this host, found without doing any of it
+        (pyrunc/process/plan.py: `pyrunc plan`, `create --dry-run`). Raises ConfigError when
+        config.json cannot be read or validated; the rest goes into the plan's ``problems``."""
+        from .process.plan import plan_create
+
+        with Boundary(cid, PLAN):
+            return plan_create(opts.bundle, cid, root, opts)
+
     @classmethod
     def restore(cls, root: str, cid: str, criu_options, opts: CreateOptions,
                 criu_path: str | None = None) -> Container:
@@ -188,21 +199,36 @@ class Container:
                 raise WrongStatus("cannot exec in a paused container (use --ignore-paused to override)",
                                   status=status, op=EXEC)
             check_exec_process(process)
-            from .process.launch import check_terminal, connect_console
+            from .process.launch import check_terminal, connect_console, connect_pidfd_socket
             from .process.tenant import spawn
 
             check_terminal(bool(process.get("terminal")), opts.detach, opts.console_socket, EXEC)
-            sock = connect_console(opts.console_socket)
+            sockets = []
             try:
-                pid, self.console_master = spawn(self.record, process, self.cgroup,
+                sock = connect_console(opts.console_socket)
+                sockets.append(sock)
+                pidfd_sock = connect_pidfd_socket(opts.pidfd_socket)
+                sockets.append(pidfd_sock)
+                pid, self.console_master = spawn(self.record, process, self._exec_placement(opts),
                                                  preserve_fds=opts.preserve_fds, console_sock=sock,
-                                                 subreaper=not opts.detach, stdio=opts.stdio)
+                                                 pidfd_sock=pidfd_sock, subreaper=not opts.detach,
+                                                 stdio=opts.stdio)
             finally:
-                if sock is not None:
-                    sock.close()
+                for s in sockets:
+                    if s is not None:
+                        s.close()
             if opts.pid_file:
                 write_pid_file(opts.pid_file, pid)
             return pid
+
+    def _exec_placement(self, opts: ExecOptions):
+        """The cgroup an exec'd process goes to: the container's, or sub-cgroups of it."""
+        if not opts.sub_cgroups:
+            return self.cgroup
+        if self.cgroup is None or not self.cgroup.paths():
+            raise PyruncError("--cgroup: the container has no cgroup (rootless without one it may "
+                              "write to)", step=EXEC)
+        return self.cgroup.sub_cgroups(opts.sub_cgroups)
 
     def checkpoint(self, criu_options, criu_path: str | None = None) -> None:
         """Dump the running container with CRIU (pyrunc/criu/dump.py); unless asked to leave it
@@ -230,9 +256,20 @@ class Container:
                 return
             if status == "stopped":
                 raise WrongStatus("container not running", status=status, op=KILL)
+            if sig == signal.SIGKILL and not self._has_own_pid_namespace() \
+                    and self.cgroup is not None and self.cgroup.paths():
+                # runc 1.5: without a pid namespace of its own, the init's death ends nothing
+                # else, so KILL goes to every process of the container, as with --all.
+                self.cgroup.signal_all(sig)
+                return
             self._send(sig)
             if sig == signal.SIGKILL and status == "paused":
                 self.cgroup.thaw()
+
+    def _has_own_pid_namespace(self) -> bool:
+        """A new pid namespace (not one joined by path): the kernel kills all in it with PID 1."""
+        namespaces = (self.record.config.get("linux") or {}).get("namespaces") or []
+        return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
 
     def _send(self, sig: int) -> None:
         """Signal the init through a pidfd after re-checking its start time (pid reuse guard)."""

@@ -23,6 +23,7 @@ RESTORE = "restore"
 CHECKPOINT = "checkpoint"
 UPDATE = "update"
 EVENTS = "events"
+PLAN = "plan"
 
 # Steps named by more than one module.
 VALIDATE = "validate"

@@ -56,6 +56,9 @@ def run_hook(hook: dict, phase: str, index: int, state: dict, default_env: dict 
     args = hook.get("args") or [path]
     env = hook_env(hook, default_env)
     timeout = hook.get("timeout")
+    if timeout is not None:
+        # Any integer >= 1 is valid (upstream schema); poll(2) waits at most 2**31-1 ms (24.8 days).
+        timeout = min(timeout, (1 << 31) // 1000 - 1)
     where = f"{phase} hook #{index} ({path})"
     data = dumps(state).encode()
     try:

@@ -196,6 +196,17 @@ class Manager:
         """Apply OCI ``linux.resources`` (validated before the first write)."""
         raise NotImplementedError
 
+    def plan(self) -> dict:
+        """What creating this container's cgroup would do, found without changing anything
+        (``pyrunc plan``): ``driver``, ``paths`` (controller -> directory), ``mkdir`` (the
+        directories ``create`` makes), ``writes`` (``[file, value, step]`` in the order they are
+        made: create's own set-up, then ``set(self.resources)``), ``placement`` (how the init
+        gets in: ``how`` is "born" (``clone_into`` a cgroup2 directory, ``tasks`` files stage 1
+        writes "0" to), "moved" (``procs`` files written with its pid) or "unit"), and driver extras (a systemd unit and its properties, a device program).
+        Computed by the same code ``create``/``set`` run, on a fresh cgroup's defaults; raises
+        what they would raise for these resources."""
+        raise NotImplementedError
+
     def signal_all(self, sig: int) -> None:
         """Signal every process in the cgroup (``kill --all``)."""
         raise NotImplementedError
@@ -211,6 +222,76 @@ class Manager:
     def freezer_cgroup(self) -> str | None:
         """The directory CRIU freezes the container through (its ``freeze_cgroup``), if any."""
         raise NotImplementedError
+
+    def sub_cgroups(self, subs: dict[str, str]) -> SubCgroups:
+        """Where `exec --cgroup` puts a process: existing sub-cgroups of the container's, by
+        controller (``{"pids": "sub"}``) or in every hierarchy (``{"": "sub"}``)."""
+        return sub_cgroups_of(self.container_id, self.paths(), subs, rootless=self.rootless)
+
+
+def sub_cgroups_of(container_id: str, paths: dict[str, str], subs: dict[str, str], *,
+                   rootless: bool = False) -> SubCgroups:
+    """The directories of ``subs`` below the container's cgroup ``paths`` (runc 1.5's rules):
+    a path is relative to the container's cgroup (a leading ``/`` too) and may not climb out of
+    it; a bare path (key "") means every hierarchy; on a cgroup v2 host, where one directory holds
+    every controller, a controller prefix picks nothing and only the path counts. Each directory
+    must exist: exec never makes cgroups."""
+    def below(base: str, sub: str) -> str:
+        rel = sub.strip("/")
+        if not rel or any(part == ".." for part in rel.split("/")):
+            raise CgroupError(f"bad sub cgroup path: {sub}", step=APPLY_CGROUP, container=container_id)
+        return base + "/" + rel
+
+    targets: dict[str, str] = {}
+    if set(paths) <= {"unified"}:  # cgroup v2: one hierarchy
+        wanted = set(subs.values())
+        if len(wanted) > 1:
+            raise CgroupError(f"--cgroup gives {len(wanted)} different sub-cgroups, and cgroup v2 "
+                              "has one hierarchy: " + ", ".join(sorted(wanted)), step=APPLY_CGROUP,
+                              container=container_id)
+        for key, base in paths.items():
+            targets[key] = below(base, wanted.pop() if wanted else "")
+    elif "" in subs:
+        targets = {key: below(base, subs[""]) for key, base in paths.items()}
+    else:
+        for ctrl, sub in subs.items():
+            if ctrl not in paths:
+                raise CgroupError(f"unknown controller {ctrl} in --cgroup (this container's: "
+                                  f"{', '.join(sorted(paths))})", step=APPLY_CGROUP,
+                                  container=container_id)
+            targets[ctrl] = below(paths[ctrl], sub)
+        # co-mounted controllers share a directory: the ones not named stay where they are
+        targets = {key: targets.get(key, base) for key, base in paths.items()}
+    for directory in sorted(set(targets.values()) - set(paths.values())):
+        if not os.path.isdir(directory):
+            raise CgroupError(f"sub-cgroup {directory} does not exist", step=APPLY_CGROUP,
+                              container=container_id, errno=errno.ENOENT)
+    return SubCgroups(container_id, targets, rootless=rootless)
+
+
+class SubCgroups:
+    """Existing cgroup directories a new process is placed in (`exec --cgroup`): the placement
+    half of a manager (``birth_plan``, ``apply``), nothing that makes or removes cgroups."""
+
+    def __init__(self, container_id: str, paths: dict[str, str], *, rootless: bool = False):
+        self.container_id = container_id
+        self._paths = paths
+        self.rootless = rootless
+
+    def can_place_at_birth(self) -> bool:
+        return True
+
+    def birth_plan(self) -> tuple[list[str], str | None]:
+        return sorted({d for key, d in self._paths.items() if key != "unified"}), self._paths.get("unified")
+
+    def apply(self, pid: int) -> None:
+        for directory in sorted(set(self._paths.values())):
+            try:
+                write_file(directory, "cgroup.procs", str(pid), step=APPLY_CGROUP,
+                           container=self.container_id)
+            except CgroupError as e:
+                if not (self.rootless and e.errno in (errno.EACCES, errno.EPERM)):
+                    raise
 
 
 class FsManager(Manager):
@@ -230,6 +311,8 @@ class FsManager(Manager):
         # controller -> hierarchy mount point; tells create() where mkdir may start.
         self._mountpoints = dict(mountpoints or {})
         self._made = False  # create() ran on this instance
+        # plan(): file probes look at what a fresh cgroup would have, nothing is written.
+        self._planning = False
 
     # ----- persistence -------------------------------------------------------------------------
     @classmethod
@@ -322,6 +405,67 @@ class FsManager(Manager):
     def birth_plan(self) -> tuple[list[str], str | None]:
         v1 = sorted({d for key, d in self._paths.items() if key != "unified"})
         return v1, self._paths.get("unified")
+
+    # ----- planning (pyrunc plan) --------------------------------------------------------------
+    def plan(self) -> dict:
+        self._planning = True
+        try:
+            mkdir = [d for mountpoint, leaf in self._dirs() for d in _missing_dirs(mountpoint, leaf)]
+            writes = self._plan_create(mkdir)
+            writes += [[d + "/" + name, value, SET_RESOURCES]
+                       for d, name, value in self._resource_writes(self.resources or {})]
+            extra = self._plan_extra(self.resources or {})
+        finally:
+            self._planning = False
+        v1_dirs, cgroup2 = self.birth_plan()
+        if self.rootless:  # apply() then skips what we may not write, which birth cannot
+            placement = {"how": "moved", "procs": [d + "/cgroup.procs" for _, d in self._dirs()]}
+        else:
+            placement = {"how": "born", "clone_into": cgroup2, "tasks": [d + "/tasks" for d in v1_dirs]}
+        out = {"driver": self.driver, "paths": self.paths(), "mkdir": mkdir, "writes": writes,
+               "placement": placement}
+        out.update(extra)
+        return out
+
+    def _plan_create(self, new_dirs: list[str]) -> list[list[str]]:
+        """The writes ``create`` makes besides the mkdirs (a driver's controller set-up)."""
+        return []
+
+    def _resource_writes(self, resources: dict) -> list[tuple[str, str, str]]:
+        """``(directory, file, value)`` that ``set(resources)`` writes, in order."""
+        raise NotImplementedError
+
+    def _plan_extra(self, resources: dict) -> dict:
+        """What a driver does besides file writes (a device program), for ``plan``."""
+        return {}
+
+    def _existing(self, directory: str) -> str:
+        """``directory``, or while planning one still to be made, its nearest existing ancestor."""
+        d = directory
+        while self._planning and d and d != "/" and not os.path.isdir(d):
+            d = d.rsplit("/", 1)[0] or "/"
+        return d
+
+    def _probe(self, directory: str) -> str:
+        """Where to look for the control files ``directory`` has: itself, or while planning a
+        cgroup that does not exist yet, its nearest existing ancestor (a new cgroup gets the same
+        files), and below a hierarchy's root, which lacks most of them, any cgroup."""
+        if not self._planning or os.path.isdir(directory):
+            return directory
+        d = self._existing(directory)
+        if d in {mp.rstrip("/") for mp in self._mountpoints.values()}:
+            # A hierarchy's root lacks most control files (cgroup v2 root): any child has them.
+            try:
+                with os.scandir(d) as it:
+                    child = next((e.path for e in it if e.is_dir(follow_symlinks=False)), None)
+            except OSError:
+                child = None
+            return child or d
+        return d
+
+    def _fresh(self, directory: str) -> bool:
+        """Planning a cgroup that ``create`` has yet to make (its files hold the kernel's defaults)."""
+        return self._planning and not os.path.isdir(directory)
 
     def apply(self, pid: int) -> None:
         """Move ``pid`` into the container cgroup of every hierarchy (creating it unless this
@@ -481,6 +625,18 @@ class FsManager(Manager):
         """The cgroup2 directory when there is one (its cgroup.freeze needs no controller, so on
         a hybrid host too), else the v1 freezer hierarchy's."""
         return self._paths.get("unified") or self._paths.get("freezer")
+
+
+def _missing_dirs(mountpoint: str, directory: str) -> list[str]:
+    """The directories ``FsManager._mkdirs`` would make for ``directory`` (those missing now)."""
+    start = mountpoint.rstrip("/") if mountpoint else ""
+    rest = directory[len(start):].strip("/") if mountpoint else directory.strip("/")
+    out, current = [], start
+    for part in rest.split("/") if rest else []:
+        current = current + "/" + part
+        if not os.path.isdir(current):
+            out.append(current)
+    return out
 
 
 class _ParentVanished(Exception):

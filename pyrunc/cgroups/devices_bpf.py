@@ -101,6 +101,15 @@ def effective_rules(entries: list[dict]) -> tuple[bool, list[Rule]]:
     return default, rules[start:]
 
 
+def describe(rule: Rule) -> str:
+    """A rule in the devices.allow/deny words: ``allow c 1:3 rwm`` (``pyrunc plan``)."""
+    kind = {1: "b", 2: "c"}.get(rule.type, "a")
+    major = "*" if rule.major is None else str(rule.major)
+    minor = "*" if rule.minor is None else str(rule.minor)
+    access = "".join(ch for ch, bit in _ACCESS_BITS.items() if rule.access & bit)
+    return f"{'allow' if rule.allow else 'deny'} {kind} {major}:{minor} {''.join(sorted(access, key='rwm'.index))}"
+
+
 def _rule_block(rule: Rule) -> bytes:
     """Instructions testing one rule; every mismatch jumps past the block (to the next rule)."""
     # Each test is (insns before the jump, jump opcode, register, immediate).

@@ -13,6 +13,8 @@ the host already delegated it.
 
 from __future__ import annotations
 
+import os
+
 from pyrunc.cgroups.base import read_file
 from pyrunc.cgroups.v1 import Op, V1Manager
 from pyrunc.cgroups.v2 import KEY
@@ -31,6 +33,13 @@ class HybridManager(V1Manager):
         if not d:
             return set()
         try:
+            if self._fresh(d):
+                # Planning: a new cgroup gets what its parent enabled for its children (we enable
+                # nothing here), and a parent made with it enabled nothing.
+                parent = d.rsplit("/", 1)[0]
+                if not os.path.isdir(parent):
+                    return set()
+                return set(read_file(parent, "cgroup.subtree_control").split())
             return set(read_file(d, "cgroup.controllers").split())
         except OSError as e:
             raise self._err(f"reading the controllers of {d}: {e.strerror}", SET_RESOURCES, e.errno) from e

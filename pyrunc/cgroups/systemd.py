@@ -169,6 +169,28 @@ class SystemdManager(Manager):
         if self.resources:
             self.state = STARTED
 
+    # ----- planning (pyrunc plan) --------------------------------------------------------------
+    def plan(self) -> dict:
+        """The unit ``create`` would start (systemd makes its cgroup and moves the init in), its
+        properties, and the files the v2 manager then writes, found without a bus connection."""
+        props = su.unit_properties(f"pyrunc container {self.container_id}", self.slice, self.unit, 0)
+        props.append(("PIDs", ("au", ["the init's pid"])))
+        if self.resources:
+            props += self._properties(self.resources, CREATE_CGROUP)
+        self.fs._planning = True
+        try:
+            writes = [[d + "/" + name, value, SET_RESOURCES]
+                      for d, name, value in self.fs._resource_writes(self.resources or {})]
+            extra = self.fs._plan_extra(self.resources or {})
+        finally:
+            self.fs._planning = False
+        out = {"driver": self.driver, "paths": self.paths(), "mkdir": [], "writes": writes,
+               "placement": {"how": "unit", "unit": self.unit},
+               "unit": self.unit, "slice": self.slice,
+               "properties": [[name, _plain(value)] for name, (_sig, value) in props]}
+        out.update(extra)
+        return out
+
     # ----- resources ---------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Unit properties first (unless the unit was just started with these), then the files.
@@ -247,3 +269,12 @@ def _alive(pid: int) -> bool:
     from pyrunc.proc import pid_alive
 
     return pid_alive(pid, None)
+
+
+def _plain(value):
+    """A property value as JSON can show it (bitmasks as hex)."""
+    if isinstance(value, bytes):
+        return "0x" + value[::-1].hex()
+    if isinstance(value, list):
+        return [list(v) if isinstance(v, tuple) else v for v in value]
+    return value

@@ -118,6 +118,10 @@ class V1Manager(FsManager):
     # ----- resources ---------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Apply OCI ``linux.resources``; everything is validated before the first write."""
+        self._run(self._ops(resources))
+
+    def _ops(self, resources: dict) -> list[Op]:
+        """The writes ``set`` makes, in order, validated (what ``plan`` shows too)."""
         from pyrunc.cgroups import resources as res
 
         res.check_keys(resources)
@@ -134,17 +138,55 @@ class V1Manager(FsManager):
             ops.append(("devices", target, rule))
         ops += self._hugetlb(resources.get("hugepageLimits") or [])
         ops += self._unified(resources.get("unified") or {})
-        self._run(ops)
+        return ops
 
-    def _run(self, ops: list[Op]) -> None:
+    def _checked(self, ops: list[Op]) -> list[Op]:
+        """The ops this host can take: rootless drops, and a controller not mounted refused."""
         if self.rootless:
             ops = self._rootless_ops(ops)
         missing = sorted({ctrl for ctrl, _, _ in ops if ctrl not in self._paths})
         if missing:
             raise self._err("linux.resources needs the cgroup controller(s) " + ", ".join(missing)
                             + ", which are not mounted on this host", SET_RESOURCES)
-        for ctrl, name, value in ops:
+        return ops
+
+    def _run(self, ops: list[Op]) -> None:
+        for ctrl, name, value in self._checked(ops):
             write_file(self._paths[ctrl], name, value, step=SET_RESOURCES, container=self.container_id)
+
+    # ----- planning ----------------------------------------------------------------------------
+    def _resource_writes(self, resources: dict) -> list[tuple[str, str, str]]:
+        return [(self._paths[ctrl], name, value) for ctrl, name, value in self._checked(self._ops(resources))]
+
+    def _plan_create(self, new_dirs: list[str]) -> list[list[str]]:
+        """cpuset seeding, as ``_seed_cpuset`` does it: each level still empty gets its parent's
+        cpus and mems (a level ``create`` makes is empty)."""
+        cpuset = self._paths.get("cpuset")
+        mountpoint = (self._mountpoints.get("cpuset") or "").rstrip("/")
+        if not cpuset or not mountpoint:
+            return []
+        writes: list[list[str]] = []
+        seen: dict[tuple[str, str], str] = {}
+
+        def value(d: str, name: str) -> str:
+            if (d, name) not in seen:
+                try:
+                    seen[(d, name)] = "" if d in new_dirs else read_file(d, name)
+                except OSError:
+                    seen[(d, name)] = ""
+            return seen[(d, name)]
+
+        parent = mountpoint
+        for part in cpuset[len(mountpoint):].strip("/").split("/"):
+            if not part:
+                continue
+            current = parent + "/" + part
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not value(current, name) and value(parent, name):
+                    seen[(current, name)] = value(parent, name)
+                    writes.append([current + "/" + name, seen[(current, name)], CREATE_CGROUP])
+            parent = current
+        return writes
 
     def _rootless_ops(self, ops: list[Op]) -> list[Op]:
         """Rootless, a hierarchy we could not write to was dropped (``_drop_if_rootless``): the
@@ -160,7 +202,7 @@ class V1Manager(FsManager):
 
     def _has(self, ctrl: str, name: str) -> bool:
         d = self._paths.get(ctrl)
-        return bool(d) and os.path.exists(d + "/" + name)
+        return bool(d) and os.path.exists(self._probe(d) + "/" + name)
 
     def _memory(self, mem: dict) -> list[Op]:
         """memory.* writes; limit and memsw are ordered so the kernel never sees memsw < limit."""
@@ -205,7 +247,11 @@ class V1Manager(FsManager):
         return ops
 
     def _read_int(self, ctrl: str, name: str) -> int | None:
+        """A control file's current value; None when unreadable, and for a cgroup still to be made
+        (its defaults, unlimited, never change the order of the writes)."""
         try:
+            if self._fresh(self._paths[ctrl]):
+                return None
             return int(read_file(self._paths[ctrl], name))
         except (OSError, KeyError, ValueError):
             return None
@@ -265,7 +311,7 @@ class V1Manager(FsManager):
                 ops.append(("blkio", "blkio.leaf_weight_device", f"{dev} {entry['leafWeight']}"))
         for key, v1_file, _ in res.THROTTLES:
             for entry in bio.get(key) or []:
-                ops.append(("blkio", v1_file, f"{res.device_numbers(entry, key)} {int(entry['rate'])}"))
+                ops.append(("blkio", v1_file, f"{res.device_numbers(entry, key)} {int(entry.get('rate', 0))}"))
         return ops
 
     def _network(self, net: dict) -> list[Op]:

@@ -138,6 +138,25 @@ class V2Manager(FsManager):
     # ----- resources ---------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Apply OCI ``linux.resources`` (v1-style values converted); validated before writing."""
+        ops = self._ops(resources)
+        if ops is None:
+            return
+        for name, val in ops:
+            write_file(self._dir, name, val, step=SET_RESOURCES, container=self.container_id)
+        devices = resources.get("devices")
+        if devices is not None:
+            from pyrunc.cgroups import devices_bpf
+
+            try:
+                devices_bpf.apply(self._dir, devices, container=self.container_id)
+            except CgroupError as e:
+                # Rootless: no CAP_SYS_ADMIN for bpf(2); the cgroup is unfiltered, as with runc.
+                if not (self.rootless and e.errno in (errno.EPERM, errno.EACCES)):
+                    raise
+
+    def _ops(self, resources: dict) -> list[tuple[str, str]] | None:
+        """The file writes ``set`` makes, in order, all validated first (what ``plan`` shows too);
+        None for a rootless container without a cgroup, which may only ask for no limits."""
         from pyrunc.cgroups import resources as res
 
         res.check_keys(resources)
@@ -145,7 +164,7 @@ class V2Manager(FsManager):
             wanted = [k for k, v in resources.items() if v and k != "devices"]
             if wanted:
                 raise self._err(res.rootless_refusal([], keys=wanted), SET_RESOURCES)
-            return
+            return None
         ops: list[tuple[str, str]] = []
         ops += self._memory(resources.get("memory") or {})
         ops += self._cpu(resources.get("cpu") or {})
@@ -156,7 +175,7 @@ class V2Manager(FsManager):
         for entry in resources.get("hugepageLimits") or []:
             size = res.check_page_size(entry.get("pageSize"))
             ops.append((f"hugetlb.{size}.max", str(int(entry["limit"]))))
-            if os.path.exists(f"{self._dir}/hugetlb.{size}.rsvd.max"):
+            if os.path.exists(f"{self._probe(self._dir)}/hugetlb.{size}.rsvd.max"):
                 ops.append((f"hugetlb.{size}.rsvd.max", str(int(entry["limit"]))))
         for device, limits in (resources.get("rdma") or {}).items():
             ops.append(("rdma.max", res.rdma_line(device, limits or {})))
@@ -176,20 +195,18 @@ class V2Manager(FsManager):
             res.unified_key(key)
             ops.append((key, str(val)))
         self._check_controllers([name for name, _ in ops])
-        for name, val in ops:
-            write_file(self._dir, name, val, step=SET_RESOURCES, container=self.container_id)
-        if devices is not None:
-            try:
-                devices_bpf.apply(self._dir, devices, container=self.container_id)
-            except CgroupError as e:
-                # Rootless: no CAP_SYS_ADMIN for bpf(2); the cgroup is unfiltered, as with runc.
-                if not (self.rootless and e.errno in (errno.EPERM, errno.EACCES)):
-                    raise
+        return ops
+
+    def _controllers(self, directory: str) -> set[str]:
+        """The controllers ``directory`` has (its cgroup.controllers); while planning one still to
+        be made, those of its nearest existing ancestor: ``create`` enables all of them on the way
+        down."""
+        return set(read_file(self._existing(directory), "cgroup.controllers").split())
 
     def _check_controllers(self, names: list[str]) -> None:
         """Fail clearly when a file belongs to a controller not enabled for this cgroup."""
         try:
-            available = set(read_file(self._dir, "cgroup.controllers").split())
+            available = self._controllers(self._dir)
         except OSError as e:
             raise self._err(f"reading the controllers of {self._dir}: {e.strerror}", SET_RESOURCES,
                             e.errno) from e
@@ -200,13 +217,57 @@ class V2Manager(FsManager):
                                 f"{self._dir} (cgroup.controllers: {' '.join(sorted(available)) or 'empty'})",
                                 SET_RESOURCES)
 
+    # ----- planning ----------------------------------------------------------------------------
+    def _resource_writes(self, resources: dict) -> list[tuple[str, str, str]]:
+        return [(self._dir, name, value) for name, value in self._ops(resources) or []]
+
+    def _plan_extra(self, resources: dict) -> dict:
+        """The device program ``set`` attaches (cgroup v2 has no devices files)."""
+        devices = resources.get("devices")
+        if devices is None or KEY not in self._paths:
+            return {}
+        from pyrunc.cgroups import devices_bpf
+
+        default_allow, rules = devices_bpf.effective_rules(devices)
+        return {"device_program": {"attach": self._dir, "default": "allow" if default_allow else "deny",
+                                   "rules": [devices_bpf.describe(r) for r in rules]}}
+
+    def _plan_create(self, new_dirs: list[str]) -> list[list[str]]:
+        """The controllers ``create`` enables in each ancestor's cgroup.subtree_control."""
+        mountpoint = self._mountpoints.get(KEY, "").rstrip("/")
+        if not mountpoint or KEY not in self._paths:
+            return []
+        writes: list[list[str]] = []
+        parent, available = mountpoint, None
+        chain: list[str] = []
+        for part in self._dir[len(mountpoint):].strip("/").split("/")[:-1]:
+            chain.append(parent)
+            parent = parent + "/" + part
+        if self._dir != mountpoint:
+            chain.append(parent)
+        for d in chain:
+            try:
+                if d in new_dirs:
+                    have, enabled = list(available or ()), set()
+                else:
+                    have = read_file(d, "cgroup.controllers").split()
+                    enabled = set(read_file(d, "cgroup.subtree_control").split())
+            except OSError:
+                continue
+            wanted = [c for c in have if c not in enabled]
+            if wanted:
+                writes.append([d + "/cgroup.subtree_control", " ".join("+" + c for c in wanted),
+                               CREATE_CGROUP])
+            available = have
+        return writes
+
     def _memory(self, mem: dict) -> list[tuple[str, str]]:
         from pyrunc.cgroups import resources as res
 
         ops: list[tuple[str, str]] = []
         limit = mem.get("limit") or 0
         swap = res.memory_swap_to_v2(mem.get("swap") or 0, limit)
-        if limit > 0 and mem.get("checkBeforeUpdate"):
+        if limit > 0 and mem.get("checkBeforeUpdate") and not self._fresh(self._dir):
             try:
                 current = int(read_file(self._dir, "memory.current"))
             except (OSError, ValueError):
@@ -253,7 +314,7 @@ class V2Manager(FsManager):
         if bio.get("leafWeight") or any(e.get("leafWeight") for e in bio.get("weightDevice") or []):
             raise self._err("blockIO leafWeight is not supported on cgroup v2", SET_RESOURCES)
         ops: list[tuple[str, str]] = []
-        bfq = os.path.exists(self._dir + "/io.bfq.weight")
+        bfq = os.path.exists(self._probe(self._dir) + "/io.bfq.weight")
         if bio.get("weight"):
             w = bio["weight"]
             ops.append(("io.bfq.weight", str(w)) if bfq
@@ -266,5 +327,5 @@ class V2Manager(FsManager):
                            else ("io.weight", f"{dev} {res.blkio_weight_to_io_weight(w)}"))
         for key, _, io_key in res.THROTTLES:
             for entry in bio.get(key) or []:
-                ops.append(("io.max", f"{res.device_numbers(entry, key)} {io_key}={int(entry['rate'])}"))
+                ops.append(("io.max", f"{res.device_numbers(entry, key)} {io_key}={int(entry.get('rate', 0))}"))
         return ops

@@ -22,6 +22,10 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 # While waiting for the next tick, check this often whether the container is still there.
 STATUS_POLL_SECONDS = 0.5
+OPTIONS = [
+    Opt("interval", True, default="5s", doc="how often to print statistics, a Go duration (500ms, 10s, 1m)"),
+    Opt("stats", doc="print the statistics once and exit"),
+]
 
 
 def parse_duration(text: str) -> float:
@@ -50,7 +54,7 @@ def _emit(event: dict) -> None:
 
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("interval", True, default="5s"), Opt("stats")], command="events")
+    p = parse(argv, OPTIONS, command="events")
     (cid,) = exactly(p, 1, "events", "[command options] <container-id>")
     interval = parse_duration(p.opts["interval"])
     if interval <= 0:

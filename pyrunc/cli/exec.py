@@ -17,23 +17,27 @@ from ..options import ExecOptions
 from .args import Opt, parse
 
 EXEC_OPTS = [
-    Opt("console-socket", True, default=None),
-    Opt("pidfd-socket", True, default=None),
-    Opt("cwd", True, default=None),
-    Opt("env", True, "e", multi=True),
-    Opt("tty", short="t"),
-    Opt("user", True, "u", default=None),
-    Opt("additional-gids", True, "g", multi=True),
-    Opt("process", True, "p", default=None),
-    Opt("detach", short="d"),
-    Opt("pid-file", True, default=None),
-    Opt("process-label", True, default=None),
-    Opt("apparmor", True, default=None),
-    Opt("no-new-privs"),
-    Opt("cap", True, "c", multi=True),
-    Opt("preserve-fds", True, default="0"),
-    Opt("cgroup", True, multi=True),
-    Opt("ignore-paused"),
+    Opt("console-socket", True, default=None,
+        doc="AF_UNIX socket to send the terminal's master fd to (with --tty)"),
+    Opt("pidfd-socket", True, default=None,
+        doc="path to an AF_UNIX socket that receives a pidfd of the exec'd process"),
+    Opt("cwd", True, default=None, doc="working directory inside the container (default: the config's cwd)"),
+    Opt("env", True, "e", multi=True, doc="add VAR=value to the config's environment (repeatable)"),
+    Opt("tty", short="t", doc="give the process a new pseudo-terminal"),
+    Opt("user", True, "u", default=None, doc="run as UID[:GID], decimal ids (default: the config's user)"),
+    Opt("additional-gids", True, "g", multi=True, doc="an extra group id for the process (repeatable)"),
+    Opt("process", True, "p", default=None,
+        doc="a JSON file holding the whole process (runtime-spec process object); replaces the config's"),
+    Opt("detach", short="d", doc="start the process and return at once"),
+    Opt("pid-file", True, default=None, doc="write the process's host pid to this file (no newline)"),
+    Opt("process-label", True, default=None, doc="SELinux label for the process"),
+    Opt("apparmor", True, default=None, doc="AppArmor profile for the process"),
+    Opt("no-new-privs", doc="set no_new_privs for the process"),
+    Opt("cap", True, "c", multi=True,
+        doc="add a capability (CAP_...) to the bounding, effective and permitted sets (repeatable)"),
+    Opt("preserve-fds", True, default="0", doc="pass N more open fds after stdio to the process"),
+    Opt("cgroup", True, multi=True, doc="run the process in an existing sub-cgroup of the container: [CTRL[,CTRL]:]PATH, repeatable"),
+    Opt("ignore-paused", doc="allow exec into a paused container"),
 ]
 
 
@@ -110,9 +114,30 @@ def build_process(opts: dict, args: list[str], config: dict) -> dict:
         process["apparmorProfile"] = opts["apparmor"]
     if opts["process_label"]:
         process["selinuxLabel"] = opts["process_label"]
-    if opts["cgroup"]:
-        raise UsageError("--cgroup is not supported yet", step="exec")
     return process
+
+
+def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
+    """``--cgroup [CTRL[,CTRL...]:]PATH``, repeatable, as runc 1.5 reads it: a bare PATH (every
+    hierarchy) only alone, each controller named once; ``a:b:c`` is controller ``a``, path
+    ``b:c``; an empty argument is ignored. ``{"": PATH}`` or ``{CTRL: PATH, ...}``."""
+    subs: dict[str, str] = {}
+    given = [a for a in args if a]
+    for arg in given:
+        ctrls, sep, path = arg.partition(":")
+        if not sep:
+            if len(given) > 1:
+                raise UsageError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)",
+                                 step="exec")
+            return {"": arg}
+        if not ctrls:
+            raise UsageError(f"invalid --cgroup argument: {arg} (empty <controller> prefix)", step="exec")
+        for ctrl in ctrls.split(","):
+            if ctrl in subs:
+                raise UsageError(f"invalid --cgroup argument(s): controller {ctrl} specified multiple times",
+                                 step="exec")
+            subs[ctrl] = path
+    return subs
 
 
 def run(argv: list[str], glob) -> int:
@@ -132,9 +157,11 @@ def run(argv: list[str], glob) -> int:
     c = Container.load(glob.root, cid, lock=False)
     with Boundary(cid, EXEC, nest=True, exit_code=255):
         process = build_process(opts, payload, c.config)
-    pid = c.exec(process, ExecOptions(console_socket=opts["console_socket"], pid_file=opts["pid_file"],
+        sub_cgroups = parse_sub_cgroups(opts["cgroup"])
+    pid = c.exec(process, ExecOptions(console_socket=opts["console_socket"], pidfd_socket=opts["pidfd_socket"],
+                                      pid_file=opts["pid_file"],
                                       detach=opts["detach"], preserve_fds=preserve,
-                                      ignore_paused=opts["ignore_paused"]))
+                                      ignore_paused=opts["ignore_paused"], sub_cgroups=sub_cgroups))
     if opts["detach"]:
         return 0
     from ..foreground import attend

@@ -8,10 +8,14 @@ from ..container import all_containers
 from ..errors import UsageError
 from .args import Opt, parse
 
+OPTIONS = [
+    Opt("format", True, "f", default="table", doc="table, or json (an array of state documents)"),
+    Opt("quiet", short="q", doc="print only the container ids"),
+]
+
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("format", True, "f", default="table"), Opt("quiet", short="q")],
-              command="list")
+    p = parse(argv, OPTIONS, command="list")
     if p.args:
         raise UsageError('"list" requires exactly 0 arguments', step="list")
     containers = all_containers(glob.root)

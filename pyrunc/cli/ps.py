@@ -20,6 +20,8 @@ from .args import Opt, parse
 
 # Absolute fallbacks: podman may call us with an empty environment (no PATH).
 PS_CANDIDATES = ("/usr/bin/ps", "/bin/ps")
+OPTIONS = [Opt("format", True, "f", default="table",
+              doc="table (the host's ps output, filtered to the container), or json (an array of pids)")]
 
 
 def _ps_binary() -> str:
@@ -61,7 +63,7 @@ def filter_table(output: str, pids: set[int]) -> str:
 
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("format", True, "f", default="table")], stop_at_positional=True, command="ps")
+    p = parse(argv, OPTIONS, stop_at_positional=True, command="ps")
     if not p.args:
         raise UsageError('"ps" requires a minimum of 1 argument (usage: pyrunc ps [command options] '
                          '<container-id> [ps options])', step="ps")

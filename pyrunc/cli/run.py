@@ -12,7 +12,11 @@ from ..container import Container
 from .args import Opt, exactly, parse
 from .common import CREATE_OPTS, create_options
 
-RUN_OPTS = CREATE_OPTS + [Opt("detach", short="d"), Opt("keep"), Opt("no-subreaper")]
+RUN_OPTS = CREATE_OPTS + [
+    Opt("detach", short="d", doc="start the container and return at once; its init is left to the caller"),
+    Opt("keep", doc="keep the stopped container after it exits (remove it with `delete`)"),
+    Opt("no-subreaper", doc="accepted for runc's callers; a foreground run is always a subreaper"),
+]
 
 
 def run(argv: list[str], glob) -> int:

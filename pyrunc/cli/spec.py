@@ -10,9 +10,14 @@ from ..errors import PyruncError
 from ..spec.default import default_config
 from .args import Opt, parse
 
+OPTIONS = [
+    Opt("bundle", True, "b", default=".", doc="the directory to write config.json into"),
+    Opt("rootless", doc="a config for a container run without root (user namespace, no cgroup limits)"),
+]
+
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("bundle", True, "b", default="."), Opt("rootless")], command="spec")
+    p = parse(argv, OPTIONS, command="spec")
     path = os.path.join(p.opts["bundle"], "config.json")
     if os.path.exists(path):
         raise PyruncError("File config.json exists. Remove it first", step="spec")

@@ -26,7 +26,8 @@ class CriuOptions:
 
     __slots__ = ("image_path", "work_path", "parent_path", "leave_running", "tcp_established",
                  "ext_unix_sk", "shell_job", "lazy_pages", "status_fd", "page_server", "file_locks",
-                 "pre_dump", "manage_cgroups_mode", "empty_ns", "auto_dedup")
+                 "pre_dump", "manage_cgroups_mode", "empty_ns", "auto_dedup", "tcp_skip_in_flight",
+                 "link_remap")
 
     def __init__(self, *, image_path: str | None = None, work_path: str | None = None,
                  parent_path: str | None = None, leave_running: bool = False,
@@ -34,7 +35,8 @@ class CriuOptions:
                  lazy_pages: bool = False, status_fd: int = -1, page_server: str | None = None,
                  file_locks: bool = False, pre_dump: bool = False,
                  manage_cgroups_mode: str | None = None, empty_ns: list[str] | None = None,
-                 auto_dedup: bool = False):
+                 auto_dedup: bool = False, tcp_skip_in_flight: bool = False,
+                 link_remap: bool = False):
         self.image_path = os.path.abspath(image_path or os.path.join(os.getcwd(), "checkpoint"))
         self.work_path = os.path.abspath(work_path) if work_path else None
         self.parent_path = parent_path or None
@@ -50,6 +52,8 @@ class CriuOptions:
         self.manage_cgroups_mode = manage_cgroups_mode or ""
         self.empty_ns = list(empty_ns or [])
         self.auto_dedup = bool(auto_dedup)
+        self.tcp_skip_in_flight = bool(tcp_skip_in_flight)
+        self.link_remap = bool(link_remap)
         if self.manage_cgroups_mode not in rpc.CG_MODES:
             raise PyruncError(f"invalid manage-cgroups-mode value {self.manage_cgroups_mode!r}: "
                               "expected soft, full, strict or ignore")

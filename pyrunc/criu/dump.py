@@ -43,6 +43,12 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
     pid = c.pid
     req_opts = base_request(o, config, c.record.rootfs, LOG)
     req_opts.update(pid=pid, leave_running=o.leave_running)
+    # dump-only, as in runc: connections still in their handshake are left out rather than
+    # failing the dump; a file open under a removed name is linked back under a new one.
+    if o.tcp_skip_in_flight:
+        req_opts["tcp_skip_in_flight"] = True
+    if o.link_remap:
+        req_opts["link_remap"] = True
     if o.page_server:
         addr, _, port = o.page_server.rpartition(":")
         if not addr or not port.isdigit():

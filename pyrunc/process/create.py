@@ -29,6 +29,7 @@ from .creation import Creation, check_supported, resolve_rootfs
 from .launch import (
     compile_seccomp,
     connect_console,
+    connect_pidfd_socket,
     fork_stage,
     pass_seccomp_listener,
     plan_cgroup_birth,
@@ -50,6 +51,10 @@ def create_container(sd: StateDir, opts: CreateOptions) -> tuple[Record, int | N
         console_sock = connect_console(opts.console_socket)
         if console_sock is not None:
             c.always(console_sock.close)
+        pidfd_sock = connect_pidfd_socket(opts.pidfd_socket)
+        if pidfd_sock is not None:
+            c.always(pidfd_sock.close)
+            ctx.pidfd_socket = pidfd_sock.fileno()
         c.reserve()
         faults.point("reserve")
         ctx.fifo_fd = execfifo.make(sd.fifo)

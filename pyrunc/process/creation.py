@@ -13,6 +13,7 @@ a failed create, and stamps the error once.
 from __future__ import annotations
 
 import _signal as signal  # the C module: no enum import on the hot path
+import errno
 import os
 import time
 
@@ -104,11 +105,7 @@ class Creation:
     def make_cgroup(self, *, systemd: bool, rootless: bool):
         """The container's cgroup (or systemd unit), removed again on failure with every process
         in it; before the manager creates anything, so a half-made one is removed too."""
-        from ..cgroups import create_manager
-
-        lin = self.config.get("linux") or {}
-        mgr = create_manager(lin.get("cgroupsPath"), self.cid, systemd=systemd, rootless=rootless,
-                             resources=cgroup_resources(self.config))
+        mgr = new_manager(self.config, self.cid, systemd=systemd, rootless=rootless)
         self.mgr = mgr
         self.undo(destroy_cgroup, mgr)
         mgr.create()
@@ -156,13 +153,32 @@ class Creation:
                        lambda msg: log.get().warning(f"container {self.cid}: {msg}"))
 
 
+def new_manager(config: dict, cid: str, *, systemd: bool, rootless: bool):
+    """The container's cgroup manager, nothing made yet (create, and `pyrunc plan`, which asks it
+    what it would make)."""
+    from ..cgroups import create_manager
+
+    lin = config.get("linux") or {}
+    return create_manager(lin.get("cgroupsPath"), cid, systemd=systemd, rootless=rootless,
+                          resources=cgroup_resources(config))
+
+
 def destroy_cgroup(mgr) -> None:
     """Remove a creation's cgroup, first killing anything in it (an init we never heard of),
     and reap those of them that were our children: a stage whose pid we never learnt (the
-    Python API's caller interrupted us right after the fork) would stay a zombie otherwise."""
-    pids = mgr.pids() if mgr.exists() else []
-    if pids:
-        mgr.signal_all(signal.SIGKILL)
+    Python API's caller interrupted us right after the fork) would stay a zombie otherwise.
+
+    The cgroup may vanish between the look and the kill: systemd stops a scope, and removes
+    its cgroup, as soon as its last process is gone, so ENODEV/ENOENT here mean "empty".
+    """
+    pids: list[int] = []
+    try:
+        pids = mgr.pids() if mgr.exists() else []
+        if pids:
+            mgr.signal_all(signal.SIGKILL)
+    except (OSError, PyruncError) as e:
+        if e.errno not in (errno.ENODEV, errno.ENOENT):
+            raise
     mgr.destroy()
     for pid in pids:
         reap_if_ours(pid)

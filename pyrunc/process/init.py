@@ -32,7 +32,7 @@ from ..rootfs import resolve
 from ..security import capabilities, lsm
 from ..state import Record, oci_state
 from . import channel, execfifo
-from .stages import InitContext, run_steps
+from .stages import InitContext, run_steps, send_pidfd
 
 # The kernel's resource numbers (Python's resource module lacks some, e.g. RLIMIT_LOCKS).
 RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
@@ -114,7 +114,8 @@ def run_container_hooks(ctx: InitContext) -> None:
 def pivot_root(ctx: InitContext) -> None:
     """Make the rootfs our / (MS_MOVE + chroot with --no-pivot; only chroot without a mount
     namespace of our own)."""
-    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"))
+    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"),
+                      propagation=ctx.linux.get("rootfsPropagation"))
 
 
 def reopen_dev_null(ctx: InitContext) -> None:
@@ -204,6 +205,12 @@ def open_console_mountpoint() -> int:
         raise PyruncError(f"prepare /dev/console: {e.strerror}", step="set_up_console") from None
     finally:
         os.close(dev_fd)
+
+
+def send_init_pidfd(ctx: InitContext) -> None:
+    """--pidfd-socket: our pidfd to the caller, where runc's init sends it (after the console,
+    before the rootfs is finished), so it arrives before `create` returns."""
+    send_pidfd(ctx, b"standard")
 
 
 def apply_sysctl(ctx: InitContext) -> None:
@@ -350,6 +357,11 @@ def home_of(uid: int) -> str | None:
         data = os.read(fd, 1 << 20)
     finally:
         os.close(fd)
+    return passwd_home(data, uid)
+
+
+def passwd_home(data: bytes, uid: int) -> str | None:
+    """The home directory of ``uid`` in the text of a passwd file (also used by `pyrunc plan`)."""
     for line in data.decode("utf-8", "replace").splitlines():
         fields = line.split(":")
         if len(fields) >= 7 and fields[2] == str(uid):
@@ -576,6 +588,7 @@ STEPS = (
     reopen_dev_null,
     create_cwd,
     set_up_console,
+    send_init_pidfd,
     set_hostname,
     apply_sysctl,
     finish_rootfs,

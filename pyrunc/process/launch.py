@@ -37,6 +37,23 @@ def connect_console(path: str | None):
     return connect_console_socket(path)
 
 
+def connect_pidfd_socket(path: str | None):
+    """--pidfd-socket: connected here, on the host side, before anything is made (a path that is
+    no listening socket fails the command with nothing left behind); the container's process
+    sends its pidfd over it itself (stages.send_pidfd), as runc 1.2+ does."""
+    if not path:
+        return None
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise PyruncError(f"connect to pidfd socket {path}: {e.strerror}", errno=e.errno or 0) from None
+    return sock
+
+
 def compile_seccomp(config: dict, cid: str):
     """linux.seccomp compiled to BPF here, before any fork (cached by profile hash)."""
     sc = (config.get("linux") or {}).get("seccomp")

@@ -51,6 +51,7 @@ class InitContext:
         self.idmap_fds: dict[int, int] = {}  # mount index -> user namespace fd (idmapped mounts)
         self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
         self.fault_step: str | None = None  # test-only (faults.py): kill the parent before this step
+        self.pidfd_socket: int | None = None  # --pidfd-socket, connected by the parent
         self.fault_fd: int | None = None  # ... by writing here (faults.arm)
         self.env: dict[str, str] = {}
         # Not root in the initial user namespace (init.let_owner_join): rootless without privileges.
@@ -80,6 +81,22 @@ def become_stage(ctx: InitContext, title: str) -> None:
     linux.set_dumpable(False)
     take_stdio(ctx)
     close_foreign_fds(ctx)
+    reset_cpu_affinity()
+
+
+# Every CPU the kernel could have (runc sets all 1024 bits of a cpu_set_t too): the kernel keeps
+# of it what the cpuset allows.
+ALL_CPUS = range(1024)
+
+
+def reset_cpu_affinity() -> None:
+    """The container's processes run on every CPU their cpuset allows, not on the ones the
+    caller happened to be pinned to (`taskset -c 0 pyrunc run ...`): runc 1.2.7+ resets the
+    affinity so too (an exec's execCPUAffinity.initial is applied after this)."""
+    try:
+        os.sched_setaffinity(0, ALL_CPUS)
+    except OSError:
+        pass  # a cpuset with no CPU at all: joining it fails later, with a clear error
 
 
 def take_stdio(ctx: InitContext) -> None:
@@ -140,6 +157,8 @@ def close_foreign_fds(ctx: InitContext) -> None:
     keep = {0, 1, 2, ctx.chan.fileno(), ctx.fifo_fd, *(fd for _, fd in ctx.join_fds)}
     if ctx.fault_fd is not None:
         keep.add(ctx.fault_fd)
+    if ctx.pidfd_socket is not None:
+        keep.add(ctx.pidfd_socket)
     keep.update(range(3, 3 + ctx.preserve_fds))
     keep.update(ctx.idmap_fds.values())
     low = 3
@@ -166,6 +185,29 @@ def report(chan: Channel, exc: BaseException, step: str) -> bool:
         text = exc.strerror or str(exc)
         return chan.send_error(step, f"{exc.filename}: {text}" if exc.filename else text)
     return chan.send_error(step, f"{type(exc).__name__}: {exc}")
+
+
+def send_pidfd(ctx: InitContext, kind: bytes) -> None:
+    """--pidfd-socket: a pidfd of this process (the container's init, or an exec'd process) to the
+    caller's socket, one SCM_RIGHTS message whose payload says which (runc's ``standard`` or
+    ``setns``); the socket is closed after, so the caller then sees end-of-file."""
+    if ctx.pidfd_socket is None:
+        return
+    import _socket
+    import struct
+
+    sock = _socket.socket(fileno=ctx.pidfd_socket)
+    ctx.pidfd_socket = None
+    try:
+        pidfd = os.pidfd_open(os.getpid())
+        try:
+            sock.sendmsg([kind], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", pidfd))])
+        finally:
+            os.close(pidfd)
+    except OSError as e:
+        raise PyruncError(f"send pidfd to the pidfd socket: {e.strerror}", errno=e.errno or 0) from None
+    finally:
+        sock.close()
 
 
 def run_steps(ctx: InitContext, steps: tuple, exit_status: int) -> None:

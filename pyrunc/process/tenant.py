@@ -29,7 +29,15 @@ from .launch import (
     plan_cgroup_birth,
     take_console,
 )
-from .stages import InitContext, become_stage, fork_after_report, join_cgroups_at_birth, report, run_steps
+from .stages import (
+    InitContext,
+    become_stage,
+    fork_after_report,
+    join_cgroups_at_birth,
+    report,
+    run_steps,
+    send_pidfd,
+)
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
            "user": "user", "cgroup": "cgroup", "time": "time"}
@@ -117,6 +125,12 @@ def set_up_exec_console(ctx: InitContext) -> None:
     console.make_controlling(slave)
 
 
+def send_exec_pidfd(ctx: InitContext) -> None:
+    """--pidfd-socket: our pidfd to the caller, after the console and before the last privileges
+    go, as runc's exec sends it."""
+    send_pidfd(ctx, b"setns")
+
+
 def announce_exec(ctx: InitContext) -> None:
     """Everything is set: the next thing the parent hears is end-of-file (success) or an error."""
     ctx.chan.send(channel.EXEC)
@@ -127,6 +141,7 @@ TENANT_STEPS = (
     # the caller's, which lie outside the container's pid namespace (getpgrp() would say 0).
     steps.start_session,
     set_up_exec_console,
+    send_exec_pidfd,
     steps.set_rlimits,
     steps.set_oom_score_adj,
     steps.set_scheduling,
@@ -147,7 +162,8 @@ TENANT_STEPS = (
 
 
 def spawn(record: Record, process: dict, cgroup, *, preserve_fds: int = 0, console_sock=None,
-          subreaper: bool = False, stdio: tuple[int, int, int] | None = None) -> tuple[int, int | None]:
+          pidfd_sock=None, subreaper: bool = False,
+          stdio: tuple[int, int, int] | None = None) -> tuple[int, int | None]:
     """Start ``process`` in the container of ``record``; return (its host pid, the pty master or
     None). The container's own filter applies to the process too; ``stdio`` are the fds it gets
     as stdin, stdout and stderr (None: ours)."""
@@ -165,6 +181,7 @@ def spawn(record: Record, process: dict, cgroup, *, preserve_fds: int = 0, conso
                       no_new_keyring=True, preserve_fds=preserve_fds)
     ctx.process = process
     ctx.seccomp = seccomp
+    ctx.pidfd_socket = pidfd_sock.fileno() if pidfd_sock is not None else None
     ctx.stdio = stdio
     # Born in the container's cgroups like a create's stage 1 (launch.plan_cgroup_birth), except
     # when an initial CPU affinity must be set before the cgroup is joined (config.md).

@@ -259,7 +259,7 @@ def test_v2_create_enables_controllers_and_set_converts(tmp_path: Path, monkeypa
     assert (d / "memory.max").read_text() == str(100 << 20)
     assert (d / "memory.swap.max").read_text() == str(50 << 20)
     assert (d / "memory.low").read_text() == str(10 << 20)
-    assert (d / "cpu.weight").read_text() == "39"
+    assert (d / "cpu.weight").read_text() == "100"
     assert (d / "cpu.max").read_text() == "max 100000"
     assert (d / "pids.max").read_text() == "max"
     assert (d / "io.weight").read_text() == "default 4950"

@@ -31,8 +31,8 @@ LAYERS: list[tuple[str, ...]] = [
      "pyrunc.security", "pyrunc.rootfs", "pyrunc.cgroups", "pyrunc.features"),
     # 2: processes: the stages and what starts and serves them; CRIU's
     ("pyrunc.process", "pyrunc.criu"),
-    # 3: the lifecycle
-    ("pyrunc.container", "pyrunc.foreground"),
+    # 3: the lifecycle; `check`'s findings (lint.py uses `plan`, process/plan.py, for create's own)
+    ("pyrunc.container", "pyrunc.foreground", "pyrunc.lint"),
     # 4: front ends
     ("pyrunc.cli", "pyrunc.__main__", "pyrunc.api"),
 ]

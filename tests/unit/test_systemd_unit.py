@@ -114,7 +114,7 @@ def test_memory_pids_cpu_properties() -> None:
     assert p["MemoryLow"] == ("t", 32 << 20)
     assert p["MemorySwapMax"] == ("t", 32 << 20)  # memory+swap - memory, as the v2 file
     assert p["TasksMax"] == ("t", 33)
-    assert p["CPUWeight"] == ("t", 39)  # runc 1.1's linear conversion of 1024 shares
+    assert p["CPUWeight"] == ("t", 100)  # runc 1.3.2+'s conversion of 1024 shares (1.1: 39)
     assert p["CPUQuotaPeriodUSec"] == ("t", 100000)
     assert p["CPUQuotaPerSecUSec"] == ("t", 500000)
     assert p["AllowedCPUs"] == ("ay", bytes([0b1011]))
@@ -126,7 +126,9 @@ def test_unlimited_values_are_infinity() -> None:
                                       "cpu": {"quota": -1, "period": 100000}}))
     assert p["MemoryMax"] == ("t", MAX) and p["MemorySwapMax"] == ("t", MAX) and p["TasksMax"] == ("t", MAX)
     assert p["CPUQuotaPerSecUSec"] == ("t", MAX)
-    assert su.resource_properties({"pids": {"limit": 0}, "memory": {}}) == []
+    assert su.resource_properties({"pids": {}, "memory": {}}) == []
+    # pids.limit 0 is a limit (spec 1.3): systemd has no TasksMax=0, runc 1.4+ sets 1 (the files too)
+    assert su.resource_properties({"pids": {"limit": 0}}) == [("TasksMax", ("t", 1))]
 
 
 @pytest.mark.parametrize("quota,period,expected", [
