@@ -234,9 +234,9 @@ class Container:
 
     def _reap(self) -> None:
         with self._reap_lock:
-            pid, self._init_pid = self._init_pid, 0
-            if pid:
-                reap_child(pid, self._start_time)
+            if self._init_pid:
+                reap_child(self._init_pid, self._start_time)
+            self._init_pid = 0  # only now: an interrupt inside reap_child has it run again
 
     def exec(self, args, *, env=None, cwd=None, user=None, stdin=None, stdout=None, stderr=None,
              capture=False, input=None, text=False, timeout=None, check=False) -> CompletedRun:

@@ -186,9 +186,9 @@ def take_down(lc: Lifecycle, reap: list) -> None:
     if lc.dir.claimed:
         delete_by_id(lc.dir.root, lc.id, force=True)
         lc.dir.claimed = False
-    pid, reap[0] = reap[0], 0
-    if pid:
-        reap_child(pid, lc.record.start_time)
+    if reap[0]:
+        reap_child(reap[0], lc.record.start_time)
+    reap[0] = 0  # only now: an interrupt inside reap_child has it run again
 
 
 def reap_child(pid: int, start_time: int | None, timeout: float = 5.0) -> None:
