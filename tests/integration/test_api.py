@@ -21,6 +21,7 @@ import traceback
 
 import pytest
 
+from pyrunc.process.init import STEPS
 from tests.conftest import PYRUNC, REPO, mounts_snapshot, run_to_files
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -267,6 +268,11 @@ def _interrupts(rootfs: str, root: str, how: str, delays: list[float], args: lis
 
     mounts = mounts_snapshot()
     fds = open_fds()
+    if not delays:  # spread 32 interrupts over one uninterrupted run, however fast this host is
+        began = time.monotonic()
+        pyrunc.run(rootfs=rootfs, args=args, capture=True, root=root, id="api-ki-calibrate")
+        took = time.monotonic() - began
+        delays = [took * i / 32 for i in range(32)]
     interrupted = 0
     for i, delay in enumerate(delays):
         cid = f"api-ki-{i}"
@@ -288,11 +294,108 @@ def _interrupts(rootfs: str, root: str, how: str, delays: list[float], args: lis
 
 @pytest.mark.parametrize("how", ["interrupt_main", "sigint", "alarm"])
 def test_keyboard_interrupt_anywhere_in_run_leaves_nothing(env, how):
-    """An interrupt every 2.5 ms across a whole run (~60 ms: arguments, create, start, wait,
+    """32 interrupts spread over the time of a whole run (arguments, create, start, wait,
     delete), then a few during the wait of a longer one."""
     rootfs, root, _ = env
-    in_child(_interrupts, rootfs, root, how, [i * 0.0025 for i in range(32)], ["true"])
+    in_child(_interrupts, rootfs, root, how, [], ["true"])
     in_child(_interrupts, rootfs, root, how, [0.15, 0.3], ["sleep", "5"])
+
+
+# Every point of create's parent, and every init step until the init is ready: the interrupt
+# comes exactly there (pyrunc/process/faults.py, "interrupt:<point>"; an init step makes the
+# kernel send us SIGINT just before it runs).
+INIT_POINTS = [fn.__name__ for fn in STEPS[: [f.__name__ for f in STEPS].index("report_ready") + 1]]
+FAULT_POINTS = ["reserve", "cgroup", "fork", "init_pid", "saved"] + INIT_POINTS
+
+
+def _fault_points(rootfs: str, root: str, points: list[str]) -> None:
+    import pyrunc
+    from pyrunc.process import faults
+
+    mounts = mounts_snapshot()
+    fds = open_fds()
+    missed = []
+    for i, point in enumerate(points):
+        cid = f"api-fault-{i}"
+        faults.FAULT = "interrupt:" + point
+        try:
+            try:
+                pyrunc.run(rootfs=rootfs, args=["true"], capture=True, root=root, id=cid)
+                missed.append(point)
+            finally:
+                faults.FAULT = None
+                time.sleep(0.01)  # a SIGINT still on its way is taken inside this try
+        except KeyboardInterrupt:
+            pass
+        for fd in faults._armed:  # the test switch's own pipe, kept for the process's life
+            os.close(fd)
+        faults._armed.clear()
+        assert_nothing_left(root, cid, mounts)
+    assert open_fds() == fds
+    assert missed == [], f"no interrupt at {missed}"
+
+
+def test_keyboard_interrupt_at_every_create_step_leaves_nothing(env):
+    rootfs, root, _ = env
+    in_child(_fault_points, rootfs, root, FAULT_POINTS)
+
+
+class Interrupting:
+    """Wrap ``owner.name`` so that its first call raises KeyboardInterrupt before (``when`` =
+    "before") or after ("after") doing its work; later calls (a retried teardown) just work."""
+
+    def __init__(self, owner, name: str, when: str):
+        self.owner, self.name, self.when = owner, name, when
+        self.real = getattr(owner, name)
+        self.fired = False
+        setattr(owner, name, self)
+
+    def __call__(self, *args, **kwargs):
+        if not self.fired and self.when == "before":
+            self.fired = True
+            raise KeyboardInterrupt(f"test: before {self.name}")
+        result = self.real(*args, **kwargs)
+        if not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt(f"test: after {self.name}")
+        return result
+
+    def __get__(self, obj, _type=None):  # a method of the class: bind like a function
+        return self if obj is None else lambda *a, **k: self(obj, *a, **k)
+
+    def restore(self) -> None:
+        setattr(self.owner, self.name, self.real)
+
+
+def _api_moments(rootfs: str, root: str) -> None:
+    import pyrunc
+    from pyrunc import container
+    from pyrunc.api import _run
+
+    mounts = mounts_snapshot()
+    fds = open_fds()
+    moments = [(container.Container, "make", "after"), (container.Container, "start", "before"),
+               (container.Container, "start", "after"), (_run, "wait_for", "before"),
+               (_run, "wait_for", "after"), (_run, "delete_by_id", "before"),
+               (_run, "delete_by_id", "after"), (_run, "reap_child", "before")]
+    for i, (owner, name, when) in enumerate(moments):
+        cid = f"api-moment-{i}"
+        wrapper = Interrupting(owner, name, when)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                pyrunc.run(rootfs=rootfs, args=["sleep", "0.2"], capture=True, root=root, id=cid)
+        finally:
+            wrapper.restore()
+        assert wrapper.fired, (name, when)
+        assert_nothing_left(root, cid, mounts)
+    assert open_fds() == fds
+
+
+def test_keyboard_interrupt_at_each_step_of_run_leaves_nothing(env):
+    """Interrupts at run's own steps: after create, around start, around the wait, and twice in
+    the teardown itself (which must then run again to its end)."""
+    rootfs, root, _ = env
+    in_child(_api_moments, rootfs, root)
 
 
 # -- threads ------------------------------------------------------------------------------------
