@@ -134,6 +134,9 @@ def start_stage1(c: Creation, ctx: InitContext, mgr, *, subreaper: bool) -> tupl
     container's cgroups (else they are joined by moving it); the fds the stage took over are
     closed here."""
     parent_chan, ctx.chan = Channel.pair()
+    c.always(parent_chan.close)  # also when interrupted before the caller registers it
+    c.always(ctx.chan.close)
+    c.forking(ctx.chan)
     faults.arm(ctx)
     birth, cgroup2_fd = plan_cgroup_birth(mgr, ctx)
     if subreaper:
