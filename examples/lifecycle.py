@@ -29,8 +29,9 @@ with pyrunc.Container.create(rootfs=rootfs, args=["sleep", "60"], pids=32) as c:
     events.close()
     print(first["type"], "pids.current =", first["data"]["pids"]["current"])
 
-    c.kill("TERM")
-    print("exit:", c.wait(timeout=10))  # exit: -15 (killed by SIGTERM)
+    # PID 1 of a pid namespace gets no default action for SIGTERM: sleep would ignore it.
+    c.kill("KILL")
+    print("exit:", c.wait(timeout=10))  # exit: -9 (killed by SIGKILL)
 # deleted here
 
 try:

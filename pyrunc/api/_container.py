@@ -42,7 +42,7 @@ class Container:
         with pyrunc.Container.create(rootfs="rootfs", args=["sleep", "60"]) as c:
             c.start()
             print(c.exec(["ps"], capture=True, text=True).stdout)
-            c.kill("TERM")
+            c.kill("KILL")  # PID 1 of a pid namespace ignores an unhandled TERM
             c.wait(timeout=5)
 
     Thread-safe: each call locks the container as the CLI does. ``wait`` gives an exit status

@@ -213,4 +213,7 @@ def shielded(fn, *args) -> None:
         except KeyboardInterrupt as e:
             interrupted = e
     if interrupted is not None:
-        raise interrupted
+        try:
+            raise interrupted
+        finally:
+            interrupted = None  # no cycle through this frame: what it holds is freed at once

@@ -13,7 +13,6 @@ import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -93,16 +92,23 @@ def our_children() -> list[str]:
     return out
 
 
-def open_fds() -> list[int]:
-    return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+def open_fds() -> list[str]:
+    """Our open fds and what each is (a leaked one says what it was)."""
+    out = []
+    for fd in sorted(int(fd) for fd in os.listdir("/proc/self/fd")):
+        try:
+            out.append(f"{fd} {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:  # the listing's own fd, closed meanwhile
+            pass
+    return out
 
 
-def assert_nothing_left(root: str, prefix: str, mounts_before: list[str]) -> None:
+def assert_nothing_left(root: str, prefix: str, mounts_before: list[str], what: str = "") -> None:
     left = [n for n in os.listdir(root) if n.startswith(prefix)] if os.path.isdir(root) else []
-    assert left == [], f"state left: {left}"
-    assert cgroup_dirs(prefix) == [], "cgroup left"
-    assert our_children() == [], "process left"
-    assert mounts_snapshot() == mounts_before, "mounts left"
+    assert left == [], f"{what}: state left: {left}"
+    assert cgroup_dirs(prefix) == [], f"{what}: cgroup left"
+    assert our_children() == [], f"{what}: process left"
+    assert mounts_snapshot() == mounts_before, f"{what}: mounts left"
 
 
 @pytest.fixture
@@ -269,6 +275,7 @@ def _interrupts(rootfs: str, root: str, how: str, delays: list[float], args: lis
     mounts = mounts_snapshot()
     fds = open_fds()
     if not delays:  # spread 32 interrupts over one uninterrupted run, however fast this host is
+        pyrunc.run(rootfs=rootfs, args=args, capture=True, root=root, id="api-ki-warm")  # imports
         began = time.monotonic()
         pyrunc.run(rootfs=rootfs, args=args, capture=True, root=root, id="api-ki-calibrate")
         took = time.monotonic() - began
@@ -285,7 +292,11 @@ def _interrupts(rootfs: str, root: str, how: str, delays: list[float], args: lis
                 arm.disarm()
         except KeyboardInterrupt:
             interrupted += 1
-        assert_nothing_left(root, cid, mounts)
+            where = traceback.format_exc(limit=-4)
+        else:
+            where = "not interrupted"
+        assert_nothing_left(root, cid, mounts, f"{how} after {delay:.4f} s: {where}")
+        assert open_fds() == fds, f"{how} after {delay:.4f} s: {where}"
     assert open_fds() == fds
     # The delays spread over a whole run: most of them interrupt it somewhere.
     assert interrupted >= len(delays) // 2, f"only {interrupted} of {len(delays)} runs were interrupted"
@@ -330,7 +341,7 @@ def _fault_points(rootfs: str, root: str, points: list[str]) -> None:
         for fd in faults._armed:  # the test switch's own pipe, kept for the process's life
             os.close(fd)
         faults._armed.clear()
-        assert_nothing_left(root, cid, mounts)
+        assert_nothing_left(root, cid, mounts, f"interrupt:{point}")
     assert open_fds() == fds
     assert missed == [], f"no interrupt at {missed}"
 
@@ -374,20 +385,27 @@ def _api_moments(rootfs: str, root: str) -> None:
 
     mounts = mounts_snapshot()
     fds = open_fds()
-    moments = [(container.Container, "make", "after"), (container.Container, "start", "before"),
-               (container.Container, "start", "after"), (_run, "wait_for", "before"),
-               (_run, "wait_for", "after"), (_run, "delete_by_id", "before"),
-               (_run, "delete_by_id", "after"), (_run, "reap_child", "before")]
-    for i, (owner, name, when) in enumerate(moments):
+    C = container.Container
+    # Each moment: the calls that raise on their first call (several: an interrupt that comes
+    # again while the first one is being cleaned up).
+    moments = [[(C, "make", "after")], [(C, "start", "before")], [(C, "start", "after")],
+               [(_run, "wait_for", "before")], [(_run, "wait_for", "after")],
+               [(_run, "take_down", "before")], [(_run, "delete_by_id", "before")],
+               [(_run, "delete_by_id", "after")],
+               [(_run, "wait_for", "before"), (_run, "reap_child", "before")],
+               [(C, "start", "after"), (_run, "delete_by_id", "after"), (_run, "reap_child", "before")]]
+    for i, moment in enumerate(moments):
         cid = f"api-moment-{i}"
-        wrapper = Interrupting(owner, name, when)
+        wrappers = [Interrupting(owner, name, when) for owner, name, when in moment]
         try:
             with pytest.raises(KeyboardInterrupt):
                 pyrunc.run(rootfs=rootfs, args=["sleep", "0.2"], capture=True, root=root, id=cid)
         finally:
-            wrapper.restore()
-        assert wrapper.fired, (name, when)
-        assert_nothing_left(root, cid, mounts)
+            for wrapper in reversed(wrappers):
+                wrapper.restore()
+        assert [w.fired for w in wrappers] == [True] * len(wrappers), moment
+        assert_nothing_left(root, cid, mounts, str(moment))
+        assert open_fds() == fds, moment
     assert open_fds() == fds
 
 
@@ -543,9 +561,10 @@ def test_hot_path_commands_import_no_api(pyrunc, bundle):
     bundle.write()
 
     def imported(*args: str) -> set[str]:
-        p = subprocess.run([PYTHON, "-IS", "-X", "importtime", PYRUNC, "--root", str(pyrunc.root), *args],
-                           cwd=str(bundle.path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, timeout=60)
+        # stderr into a file: a detached container keeps what it inherited open (a pipe would
+        # not reach EOF before the container exits)
+        p = run_to_files([PYTHON, "-IS", "-X", "importtime", PYRUNC, "--root", str(pyrunc.root), *args],
+                         cwd=str(bundle.path), timeout=60)
         assert p.returncode == 0, p.stderr
         return {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if "|" in line}
 

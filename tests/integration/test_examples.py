@@ -20,7 +20,7 @@ EXPECTED = {
     "hello.py": ("bundle", ["0 b'hi\\n'", "3 SHOUT"]),
     "limits_and_timeout.py": ("rootfs", ["pids.max inside: 16", "b'working\\n'", "failed with status 1"]),
     "lifecycle.py": ("rootfs", ["created", "running", "hello from pyrunc", "paused", "stats pids.current =",
-                                "exit: -15", "gone: "]),
+                                "exit: -9", "gone: "]),
     "errors.py": ("bundle", ["bad config at ['/hostname', '/process/args']", "bad argument: ",
                              "example-missing failed at create: ", "not found: no-such-container"]),
 }
