@@ -62,9 +62,13 @@ from ..errors import (
     WrongState,
     WrongStatus,
 )
+from ..process import launch as _launch
 from ._container import Container
 from ._prepare import DEVNULL, PIPE, STDOUT
 from ._run import CompletedRun, run
+
+# A program may run threads: its stages are forked with os.fork, never a raw clone3 (see there).
+_launch.RAW_CLONE = False
 
 __all__ = [
     "run", "Container", "CompletedRun", "PIPE", "STDOUT", "DEVNULL",

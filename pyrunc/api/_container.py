@@ -27,7 +27,7 @@ from ._prepare import (
     state_root,
     timeout_seconds,
 )
-from ._run import CompletedRun, reap_child, shielded, take_down, wait_for
+from ._run import CompletedRun, reap_child, shielded, take_down, teardown, wait_for
 
 EXEC_DRAIN_SECONDS = 2.0  # an exec'd process's children may outlive it and hold its pipes
 
@@ -107,8 +107,7 @@ class Container:
             c._adopt(lc.pid, lc.record.start_time, io)
             return c
         except BaseException:
-            shielded(take_down, lc, reap)
-            shielded(io.close)
+            teardown((take_down, lc, reap), (io.close,))
             raise
 
     def _adopt(self, pid: int, start_time: int | None, io: Stdio) -> None:
@@ -260,16 +259,12 @@ class Container:
             status = wait_for(self.id, pid[0], limit, pipes)
             if status is None:
                 kill_child(pid[0])
-            else:
-                pid[0] = 0
+            pid[0] = 0  # reaped, by the wait or by kill_child
             pipes.drain(EXEC_DRAIN_SECONDS)
             out, err = io.decode(pipes.output(pipes.stdout)), io.decode(pipes.output(pipes.stderr))
         finally:
-            if pid[0]:
-                shielded(kill_child, pid[0])
-            shielded(io.close)
-            if pipes is not None:
-                shielded(pipes.close)
+            teardown((kill_child, pid[0]) if pid[0] else None, (io.close,),
+                     (pipes.close,) if pipes is not None else None)
         if status is None:
             raise TimeoutExpired(f"exec {process['args']!r} timed out after {limit:g} seconds: killed",
                                  timeout=limit, step=EXEC, container=self.id, stdout=out, stderr=err)

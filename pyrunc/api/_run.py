@@ -145,10 +145,7 @@ def _run(lc: Lifecycle, opts: CreateOptions, io: Stdio, limit: float | None, che
         pipes.drain(DRAIN_SECONDS)
         out, err = io.decode(pipes.output(pipes.stdout)), io.decode(pipes.output(pipes.stderr))
     finally:
-        shielded(take_down, lc, reap)
-        shielded(io.close)
-        if pipes is not None:
-            shielded(pipes.close)
+        teardown((take_down, lc, reap), (io.close,), (pipes.close,) if pipes is not None else None)
     args = list((lc.config.get("process") or {}).get("args") or [])
     if status is None:
         raise TimeoutExpired(f"timed out after {limit:g} seconds: killed and deleted", timeout=limit,
@@ -217,3 +214,23 @@ def shielded(fn, *args) -> None:
             raise interrupted
         finally:
             interrupted = None  # no cycle through this frame: what it holds is freed at once
+
+
+def teardown(*steps) -> None:
+    """Run each step, ``(fn, *args)`` (None: nothing), ``shielded``; every one of them, even when
+    an earlier one raised (a KeyboardInterrupt after its retry, say), then raise the first
+    exception. A ``finally`` of several plain calls would skip the rest at the first raise."""
+    first = None
+    for step in steps:
+        if step is None:
+            continue
+        try:
+            shielded(*step)
+        except BaseException as e:  # noqa: BLE001 - raised again below, after the other steps
+            if first is None:
+                first = e
+    if first is not None:
+        try:
+            raise first
+        finally:
+            first = None
