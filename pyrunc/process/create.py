@@ -139,16 +139,18 @@ def start_stage1(c: Creation, ctx: InitContext, mgr, *, subreaper: bool) -> tupl
     c.forking(ctx.chan)
     faults.arm(ctx)
     birth, cgroup2_fd = plan_cgroup_birth(mgr, ctx)
-    if subreaper:
-        linux.set_child_subreaper()
-    pid, born = fork_stage(cgroup2_fd)
-    if pid == 0:
-        parent_chan.close()
-        stage1(ctx)  # never returns
-    c.started(pid)
-    ctx.chan.close()
-    if cgroup2_fd is not None:
-        os.close(cgroup2_fd)
+    try:
+        if subreaper:
+            linux.set_child_subreaper()
+        pid, born = fork_stage(cgroup2_fd)
+        if pid == 0:
+            parent_chan.close()
+            stage1(ctx)  # never returns
+        c.started(pid)
+        ctx.chan.close()
+    finally:  # also when interrupted (a KeyboardInterrupt in a program): the fd is not leaked
+        if cgroup2_fd is not None:
+            os.close(cgroup2_fd)
     ctx.close_parent_fds()
     if mgr is not None and not birth and mgr.can_place_at_birth():  # systemd: the init's pid starts the unit
         start_cgroup_move(mgr, pid)

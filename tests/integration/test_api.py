@@ -106,7 +106,8 @@ def open_fds() -> list[str]:
 def assert_nothing_left(root: str, prefix: str, mounts_before: list[str], what: str = "") -> None:
     left = [n for n in os.listdir(root) if n.startswith(prefix)] if os.path.isdir(root) else []
     assert left == [], f"{what}: state left: {left}"
-    assert cgroup_dirs(prefix) == [], f"{what}: cgroup left"
+    left = cgroup_dirs(prefix)
+    assert left == [], f"{what}: cgroup left: {left}"
     assert our_children() == [], f"{what}: process left"
     assert mounts_snapshot() == mounts_before, f"{what}: mounts left"
 
