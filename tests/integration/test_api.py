@@ -274,7 +274,6 @@ def _interrupts(rootfs: str, root: str, how: str, delays: list[float], args: lis
     import pyrunc
 
     mounts = mounts_snapshot()
-    fds = open_fds()
     if not delays:  # spread 32 interrupts over one uninterrupted run, however fast this host is
         pyrunc.run(rootfs=rootfs, args=args, capture=True, root=root, id="api-ki-warm")  # imports
         began = time.monotonic()
@@ -297,8 +296,9 @@ def _interrupts(rootfs: str, root: str, how: str, delays: list[float], args: lis
         else:
             where = "not interrupted"
         assert_nothing_left(root, cid, mounts, f"{how} after {delay:.4f} s: {where}")
-        assert open_fds() == fds, f"{how} after {delay:.4f} s: {where}"
-    assert open_fds() == fds
+    # Not the fds: an interrupt that lands between a system call's return and Python storing its
+    # result (os.open, say) leaks that one fd, and Python offers no way to hold a KeyboardInterrupt
+    # off in the main thread. The tests at fixed points below check the fds too.
     # The delays spread over a whole run: most of them interrupt it somewhere.
     assert interrupted >= len(delays) // 2, f"only {interrupted} of {len(delays)} runs were interrupted"
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
