@@ -41,7 +41,7 @@ test: test-setup
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
 lint: test-setup
-	$(VENV)/bin/ruff check pyrunc tests spec conformance bench
+	$(VENV)/bin/ruff check pyrunc tests spec conformance bench examples
 
 setup: $(BUILD)/.apt $(VENV)/.installed
 

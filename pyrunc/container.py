@@ -17,6 +17,7 @@ from . import proc
 from .errors import (
     CHECKPOINT,
     DELETE,
+    EVENTS,
     EXEC,
     KILL,
     PLAN,
@@ -115,12 +116,18 @@ class Container:
     def create(cls, root: str, cid: str, opts: CreateOptions) -> Container:
         """Create the container; its init waits for ``start``. For a foreground `run` with a
         terminal, ``console_master`` is the pty to proxy."""
+        c = cls(root, cid)
+        c.make(opts)
+        return c
+
+    def make(self, opts: CreateOptions) -> None:
+        """``create`` on an object made first (``Container(root, id)``): should anything interrupt
+        it, even between two bytecodes, the caller still holds the object and ``self.dir.claimed``
+        says whether a state directory of ours may be left to remove (the Python API's run)."""
         from .process.create import create_container
 
-        c = cls(root, cid)
-        c.record, c.console_master = create_container(c.dir, opts)
-        c.dir.unlock()
-        return c
+        self.record, self.console_master = create_container(self.dir, opts)
+        self.dir.unlock()
 
     @staticmethod
     def plan(root: str, cid: str, opts: CreateOptions) -> dict:
@@ -168,6 +175,19 @@ class Container:
                     self._kill_and_wait()
                     raise
 
+    def start_or_destroy(self) -> None:
+        """``start``, and if it fails, take the container down with it: what `run` does after
+        its create (a run that cannot start must leave nothing behind), for the CLI and the API."""
+        with self.locked():
+            try:
+                self.start()
+            except PyruncError:
+                try:
+                    self.delete(force=True)
+                except PyruncError:
+                    pass
+                raise
+
     def exec(self, process: dict, opts: ExecOptions) -> int:
         """Start ``process`` in this running container; its host pid. A foreground exec with a
         terminal leaves the pty master in ``console_master``. Setup failures exit 255 (runc)."""
@@ -191,7 +211,8 @@ class Container:
                 sockets.append(pidfd_sock)
                 pid, self.console_master = spawn(self.record, process, self._exec_placement(opts),
                                                  preserve_fds=opts.preserve_fds, console_sock=sock,
-                                                 pidfd_sock=pidfd_sock, subreaper=not opts.detach)
+                                                 pidfd_sock=pidfd_sock, subreaper=not opts.detach,
+                                                 stdio=opts.stdio)
             finally:
                 for s in sockets:
                     if s is not None:
@@ -376,6 +397,49 @@ class Container:
             lin["resources"] = merged
             self.dir.save(self.record)
 
+    def stats(self) -> dict:
+        """The cgroup's resource statistics (`events --stats`'s ``data``) of a container that has
+        not stopped."""
+        with Boundary(self.id, EVENTS):
+            if self.status() == "stopped":
+                raise WrongStatus(f"container with id {self.id} is not running", status="stopped",
+                                  op=EVENTS)
+            return self._require_cgroup(EVENTS).stats()
+
+    def events(self, interval: float, *, poll: float = 0.5):
+        """Yield ``{"type": "stats", "id": ID, "data": {...}}`` every ``interval`` seconds (the
+        first at once) and ``{"type": "oom", "id": ID}`` for each OOM kill, until the container
+        stops; checks every ``poll`` seconds whether it still runs. A generator: closing it (or
+        leaving a ``for`` loop) releases the OOM watcher. Reads only, so it takes no lock."""
+        with Boundary(self.id, EVENTS):
+            if interval <= 0:
+                raise UsageError("duration interval must be greater than 0", step=EVENTS)
+            if self.status() == "stopped":
+                raise WrongStatus(f"container with id {self.id} is not running", status="stopped",
+                                  op=EVENTS)
+            cg = self._require_cgroup(EVENTS)
+            watcher = cg.oom_watcher()
+        try:
+            next_tick = time.monotonic()
+            while True:
+                with Boundary(self.id, EVENTS):
+                    if self.status() == "stopped" or not cg.exists():
+                        return
+                    now = time.monotonic()
+                    if now >= next_tick:
+                        data = cg.stats()
+                        next_tick = now + interval
+                    else:
+                        data = None
+                if data is not None:
+                    yield {"type": "stats", "id": self.id, "data": data}
+                with Boundary(self.id, EVENTS):
+                    ooms = watcher.wait(max(0.0, min(next_tick - time.monotonic(), poll)))
+                for _ in range(ooms):
+                    yield {"type": "oom", "id": self.id}
+        finally:
+            watcher.close()
+
     def processes(self) -> list[int]:
         """Host pids of every process in the container's cgroup (sub-cgroups included)."""
         cg = self.cgroup
@@ -398,6 +462,25 @@ def check_exec_process(process: dict) -> None:
 
     scheduling.check({"process": process})
     lsm.check(process, {})
+
+
+def delete_by_id(root: str, cid: str, *, force: bool = False) -> None:
+    """`delete [--force] ID`: remove a stopped container (a running one too when forced); an
+    id without readable state is cleared by ``delete_missing``. The id is checked before any
+    path is built from it: `delete -f ../x` must not reach outside the root."""
+    check_id(cid)
+    try:
+        c = Container.load(root, cid)
+    except NotFound:
+        delete_missing(root, cid, force)
+        return
+    except PyruncError:
+        if not force:
+            raise
+        delete_missing(root, cid, True)  # a corrupt state file: --force clears it
+        return
+    with c:
+        c.delete(force=force)
 
 
 def delete_missing(root: str, cid: str, force: bool) -> None:

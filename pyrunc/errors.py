@@ -22,6 +22,7 @@ DELETE = "delete"
 RESTORE = "restore"
 CHECKPOINT = "checkpoint"
 UPDATE = "update"
+EVENTS = "events"
 PLAN = "plan"
 
 # Steps named by more than one module.
@@ -110,8 +111,16 @@ def from_os_error(e: OSError, what: str, *, step: str | None = None, cls: type |
                                 errno=e.errno or 0)
 
 
+Error = PyruncError  # the name a program catches everything by: ``except pyrunc.Error``
+
+
 class UsageError(PyruncError):
     """Bad command line (unknown flag, wrong number of arguments)."""
+
+
+class InvalidArgument(UsageError, ValueError):
+    """The Python API was called with an argument it cannot use (its type or its value); raised
+    before anything is made. A ValueError too, as Python code expects of a bad argument."""
 
 
 class ConfigError(PyruncError):
@@ -134,6 +143,11 @@ class ConfigError(PyruncError):
 
     def lines(self) -> list[str]:
         return [self._fmt(p) for p in self.problems] or [self.line()]
+
+    @property
+    def pointers(self) -> list[str]:
+        """The JSON pointer of each problem ("" for the document as a whole)."""
+        return [pointer for pointer, _ in self.problems]
 
     def line(self) -> str:  # the first problem; lines() gives all of them
         return self._fmt(self.problems[0]) if self.problems else f"{self.source}: invalid configuration"
@@ -170,6 +184,33 @@ class WrongStatus(ContainerError):
     def __init__(self, cause: str, *, status: str, op: str, container: str | None = None):
         super().__init__(cause, step=op, container=container)
         self.status = status
+
+
+WrongState = WrongStatus  # the OCI spec says "state"; runc's messages and ours say "status"
+
+
+class TimeoutExpired(PyruncError, TimeoutError):
+    """The Python API's ``timeout`` ran out: the process was killed (``run``: the container
+    deleted). A TimeoutError too. ``stdout``/``stderr`` hold what was captured until then."""
+
+    def __init__(self, cause: str, *, timeout: float, step: str | None = None,
+                 container: str | None = None, stdout=None, stderr=None):
+        super().__init__(cause, step=step, container=container)
+        self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class ProcessFailed(PyruncError):
+    """``check=True`` and the process exited with a status other than 0 (subprocess's
+    CalledProcessError): ``returncode`` (negative: killed by that signal), ``stdout``, ``stderr``."""
+
+    def __init__(self, cause: str, *, returncode: int, step: str | None = None,
+                 container: str | None = None, stdout=None, stderr=None):
+        super().__init__(cause, step=step, container=container)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
 
 
 class SyscallError(PyruncError):

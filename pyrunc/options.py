@@ -14,12 +14,13 @@ class CreateOptions:
     """Everything `create`/`run` (and `restore`) were told about the container to make."""
 
     __slots__ = ("bundle", "pid_file", "console_socket", "pidfd_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "systemd_cgroup", "rootless", "subreaper", "detach")
+                 "preserve_fds", "systemd_cgroup", "rootless", "subreaper", "detach", "config", "stdio")
 
     def __init__(self, *, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, pidfd_socket: str | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, preserve_fds: int = 0, systemd_cgroup: bool = False,
-                 rootless: str = "auto", subreaper: bool = False, detach: bool = True):
+                 rootless: str = "auto", subreaper: bool = False, detach: bool = True,
+                 config: dict | None = None, stdio: tuple[int, int, int] | None = None):
         self.bundle = os.path.abspath(bundle)
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket = console_socket
@@ -31,17 +32,23 @@ class CreateOptions:
         self.rootless = rootless  # auto, true or false (pyrunc/rootless.py)
         self.subreaper = subreaper
         self.detach = detach
+        # The Python API's: a config given as data (checked as config.json would be) instead of
+        # <bundle>/config.json, and the fds that become the process's stdin, stdout and stderr
+        # instead of ours (the CLI passes its own stdio on: None).
+        self.config = config
+        self.stdio = stdio
 
 
 class ExecOptions:
     """How `exec` starts its process (what it runs is the process document)."""
 
     __slots__ = ("console_socket", "pidfd_socket", "pid_file", "detach", "preserve_fds", "ignore_paused",
-                 "sub_cgroups")
+                 "sub_cgroups", "stdio")
 
     def __init__(self, *, console_socket: str | None = None, pidfd_socket: str | None = None,
                  pid_file: str | None = None, detach: bool = False, preserve_fds: int = 0,
-                 ignore_paused: bool = False, sub_cgroups: dict[str, str] | None = None):
+                 ignore_paused: bool = False, sub_cgroups: dict[str, str] | None = None,
+                 stdio: tuple[int, int, int] | None = None):
         self.console_socket = console_socket
         self.pidfd_socket = pidfd_socket
         # exec --cgroup: {controller: path below the container's cgroup}, "" for every hierarchy
@@ -50,3 +57,4 @@ class ExecOptions:
         self.detach = detach
         self.preserve_fds = preserve_fds
         self.ignore_paused = ignore_paused
+        self.stdio = stdio  # as CreateOptions.stdio

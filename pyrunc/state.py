@@ -132,6 +132,11 @@ class StateDir:
         self.id = cid
         self.path = os.path.join(root, cid)
         self.lock_fd: int | None = None
+        self.lock_pid = 0
+        # True from just before our mkdir of the directory until we removed it again: whoever
+        # is interrupted (a KeyboardInterrupt in the Python API) in between knows it may have
+        # left the directory, and only then removes it by id (it may be someone else's).
+        self.claimed = False
 
     @property
     def fifo(self) -> str:
@@ -141,31 +146,49 @@ class StateDir:
         """Claim the id atomically: exactly one concurrent create (or restore) wins the mkdir."""
         try:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
+            self.claimed = True
             os.mkdir(self.path, 0o711)
         except FileExistsError:
+            self.claimed = False
             raise AlreadyExists(self.id, step=step) from None
         except OSError as e:  # an unwritable --root (or /run for a rootless caller without one)
+            self.claimed = False
             raise PyruncError(f"state directory {e.filename}: {e.strerror}", step=step,
                               container=self.id, errno=e.errno or 0) from None
         os.chmod(self.path, 0o711)
         self.lock()
 
     def lock(self) -> None:
-        """flock the directory itself; a waiter that finds it deleted afterwards gets NotFound."""
+        """flock the directory itself; a waiter that finds it deleted afterwards gets NotFound.
+
+        The fd is remembered before the flock, so an exception that interrupts the wait (a
+        KeyboardInterrupt) never leaves a lock held on an fd nobody can release."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound(self.id) from None
+        self.unlock()
+        self.lock_pid = os.getpid()
+        self.lock_fd = fd
         fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_nlink == 0:  # removed while we waited
-            os.close(fd)
+            self.unlock()
             raise NotFound(self.id)
-        self.lock_fd = fd
 
     def unlock(self) -> None:
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
-            self.lock_fd = None
+        fd, self.lock_fd = self.lock_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        """A StateDir dropped while locked (an exception between ``load`` and the ``with`` that
+        would unlock it: a KeyboardInterrupt in a program) releases its lock, or the next
+        ``lock`` of this container in this process would wait forever."""
+        if self.lock_fd is not None and self.lock_pid == os.getpid():  # never in a forked stage
+            try:
+                self.unlock()
+            except OSError:
+                pass
 
     def being_created(self) -> bool:
         """True while a live `create` holds this directory's lock (its record says creating)."""
@@ -258,6 +281,7 @@ class StateDir:
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
+        self.claimed = False
 
 
 def list_ids(root: str) -> list[str]:

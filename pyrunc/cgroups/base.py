@@ -379,19 +379,28 @@ class FsManager(Manager):
         current = start if mountpoint else ""
         for depth, part in enumerate(rest.split("/") if rest else []):
             current = current + "/" + part
+            # Listed before the mkdir, unlisted if it was not ours: a KeyboardInterrupt (a program
+            # using the Python API) right after the mkdir must not hide it from destroy.
+            tentative = current not in self._created
+            if tentative:
+                self._created.append(current)
             try:
                 os.mkdir(current, 0o755)
             except FileExistsError:
+                if tentative:
+                    self._created.remove(current)
                 continue
             except FileNotFoundError as e:
+                if tentative:
+                    self._created.remove(current)
                 if depth > 0 or not mountpoint:
                     raise _ParentVanished from e
                 raise self._err(f"mkdir {current}: {e.strerror}", CREATE_CGROUP, e.errno) from e
             except OSError as e:
+                if tentative:
+                    self._created.remove(current)
                 raise self._err(f"mkdir {current}: {e.strerror}", CREATE_CGROUP, e.errno) from e
             made.append(current)
-            if current not in self._created:
-                self._created.append(current)
 
     def create(self) -> None:
         """Create the cgroup directories (idempotent); subclasses add controller setup."""

@@ -1,5 +1,7 @@
 """`pyrunc events [--interval 5s] [--stats] <id>`: resource statistics and OOM events as JSON lines.
 
+The loop is Container.events (shared with the Python API); this module parses and prints.
+
 ``--stats`` prints one ``{"type":"stats","id":..,"data":{..}}`` object and exits.
 Otherwise a stats object is printed every interval and an ``{"type":"oom","id":..}``
 object for each OOM kill, until the container stops. Each object is one line,
@@ -11,10 +13,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 
 from ..container import Container
-from ..errors import PyruncError, UsageError
+from ..errors import UsageError
 from .args import Opt, exactly, parse
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -52,10 +53,6 @@ def _emit(event: dict) -> None:
     sys.stdout.flush()
 
 
-def _not_running(cid: str) -> PyruncError:
-    return PyruncError(f"container with id {cid} is not running", step="events")
-
-
 def run(argv: list[str], glob) -> int:
     p = parse(argv, OPTIONS, command="events")
     (cid,) = exactly(p, 1, "events", "[command options] <container-id>")
@@ -63,28 +60,16 @@ def run(argv: list[str], glob) -> int:
     if interval <= 0:
         raise UsageError("duration interval must be greater than 0", step="events")
     c = Container.load(glob.root, cid, lock=False)
-    if c.status() == "stopped":
-        raise _not_running(cid)
-    cg = c.cgroup
-    if cg is None:
-        raise PyruncError("container has no cgroup", step="events", container=cid)
     if p.opts["stats"]:
-        _emit({"type": "stats", "id": cid, "data": cg.stats()})
+        _emit({"type": "stats", "id": cid, "data": c.stats()})
         return 0
     from ..foreground import stay_for_the_container
 
     stay_for_the_container()
-    watcher = cg.oom_watcher()
+    events = c.events(interval, poll=STATUS_POLL_SECONDS)
     try:
-        next_tick = time.monotonic()
-        while True:
-            if c.status() == "stopped" or not cg.exists():
-                return 0
-            now = time.monotonic()
-            if now >= next_tick:
-                _emit({"type": "stats", "id": cid, "data": cg.stats()})
-                next_tick = now + interval
-            for _ in range(watcher.wait(min(next_tick - time.monotonic(), STATUS_POLL_SECONDS))):
-                _emit({"type": "oom", "id": cid})
+        for event in events:
+            _emit(event)
     finally:
-        watcher.close()
+        events.close()
+    return 0

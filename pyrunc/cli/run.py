@@ -2,13 +2,13 @@
 
 Foreground `run` makes itself a child subreaper before forking, so the
 container init (whose forking stage exits) is reparented to us and its exit
-status can be reaped. Every signal we receive is forwarded to the init.
+status can be reaped. Every signal we receive is forwarded to the init. The
+lifecycle (start, or take it all down) is Container's, shared with the Python API.
 """
 
 from __future__ import annotations
 
 from ..container import Container
-from ..errors import PyruncError
 from .args import Opt, exactly, parse
 from .common import CREATE_OPTS, create_options
 
@@ -26,27 +26,15 @@ def run(argv: list[str], glob) -> int:
     opts = create_options(p.opts, glob, detach=detach, subreaper=not detach, cid=cid)
     c = Container.create(glob.root, cid, opts)
     if detach:
-        start_or_destroy(c)
+        c.start_or_destroy()
         return 0
     from ..foreground import attend, forward_signals, stay_for_the_container
 
     stay_for_the_container()
     forward_signals(c.pid, tty=c.console_master is not None)  # before start: no signal is lost
-    start_or_destroy(c)
+    c.start_or_destroy()
     status = attend(c.pid, c.console_master)
     if not p.opts["keep"]:
         with c.locked():
             c.destroy()
     return status
-
-
-def start_or_destroy(c: Container) -> None:
-    with c.locked():
-        try:
-            c.start()
-        except PyruncError:
-            try:
-                c.delete(force=True)
-            except PyruncError:
-                pass
-            raise

@@ -44,7 +44,7 @@ def create_container(sd: StateDir, opts: CreateOptions) -> tuple[Record, int | N
     terminal proxies (None otherwise). Raises PyruncError, leaving nothing behind."""
     with Creation(sd, CREATE, poststop_on_failure=True) as c:
         c.bundle = opts.bundle
-        c.config = config = load_config(opts.bundle)
+        c.config = config = given_config(opts) if opts.config is not None else load_config(opts.bundle)
         is_rootless = rootless.detect(opts.rootless)
         rootfs = check_bundle(config, opts, is_rootless)
         ctx = prepare_init(c, config, rootfs, opts)
@@ -70,6 +70,13 @@ def create_container(sd: StateDir, opts: CreateOptions) -> tuple[Record, int | N
         c.finish(record, c.init_pid, opts.pid_file)
         faults.point("saved")
         return record, master
+
+
+def given_config(opts: CreateOptions) -> dict:
+    """A config handed in as data (the Python API), checked by the rules config.json meets."""
+    from ..spec.load import check_config
+
+    return check_config(opts.config, opts.bundle)
 
 
 def check_bundle(config: dict, opts: CreateOptions, is_rootless: bool) -> str:
@@ -101,6 +108,7 @@ def prepare_init(c: Creation, config: dict, rootfs: str, opts: CreateOptions) ->
                       no_new_keyring=opts.no_new_keyring,
                       preserve_fds=listen_fds_passed(config) + opts.preserve_fds)
     c.always(ctx.close_parent_fds)
+    ctx.stdio = opts.stdio
     ctx.join_fds = namespaces.open_join_fds(ns_plan)
     check_joined_user_namespace(ctx)
     pass_notify_socket(config)
@@ -148,18 +156,23 @@ def start_stage1(c: Creation, ctx: InitContext, mgr, *, subreaper: bool) -> tupl
     container's cgroups (else they are joined by moving it); the fds the stage took over are
     closed here."""
     parent_chan, ctx.chan = Channel.pair()
+    c.always(parent_chan.close)  # also when interrupted before the caller registers it
+    c.always(ctx.chan.close)
+    c.forking(ctx.chan)
     faults.arm(ctx)
     birth, cgroup2_fd = plan_cgroup_birth(mgr, ctx)
-    if subreaper:
-        linux.set_child_subreaper()
-    pid, born = fork_stage(cgroup2_fd)
-    if pid == 0:
-        parent_chan.close()
-        stage1(ctx)  # never returns
-    c.started(pid)
-    ctx.chan.close()
-    if cgroup2_fd is not None:
-        os.close(cgroup2_fd)
+    try:
+        if subreaper:
+            linux.set_child_subreaper()
+        pid, born = fork_stage(cgroup2_fd)
+        if pid == 0:
+            parent_chan.close()
+            stage1(ctx)  # never returns
+        c.started(pid)
+        ctx.chan.close()
+    finally:  # also when interrupted (a KeyboardInterrupt in a program): the fd is not leaked
+        if cgroup2_fd is not None:
+            os.close(cgroup2_fd)
     ctx.close_parent_fds()
     if mgr is not None and not birth and mgr.can_place_at_birth():  # systemd: the init's pid starts the unit
         start_cgroup_move(mgr, pid)

@@ -38,6 +38,8 @@ class Creation:
         self.bundle = ""
         self.mgr = None
         self.stage_pid = 0  # a forked stage of ours, still to be reaped
+        self.stage_known = True  # False from ``forking`` until ``started``
+        self.stage_inode = 0  # the inode of the stage's end of the channel (``forking``)
         self.init_pid = 0  # the container's init once its pid is known
         self._undo: list = []
         self._always: list = []
@@ -54,9 +56,10 @@ class Creation:
         return self
 
     def __exit__(self, kind, error, _tb) -> bool:
+        interrupted = None
         try:
             if error is not None:
-                self._unwind()
+                interrupted = self._unwind()
                 if isinstance(error, PyruncError):
                     error.stamp(self.cid, self.operation, nest=self.nest)
         finally:
@@ -65,16 +68,33 @@ class Creation:
                     fn(*args)
                 except OSError:
                     pass
+                except KeyboardInterrupt as e:  # the rest still runs; not retried (fds)
+                    interrupted = e
+        if interrupted is not None and not isinstance(error, KeyboardInterrupt):
+            try:
+                raise interrupted  # the caller asked to stop: that wins over a failure (or success)
+            finally:
+                interrupted = None  # no cycle through this frame: what it holds is freed at once
         return False
 
-    def _unwind(self) -> None:
+    def _unwind(self) -> KeyboardInterrupt | None:
+        """Run the undo stack, newest first. A KeyboardInterrupt (the Python API's caller pressing
+        Ctrl-C, at any bytecode) does not stop it: the interrupted undo runs again (each is
+        idempotent) and the interrupt is returned, so nothing made is left behind."""
+        interrupted = None
         for fn, args in reversed(self._undo):
-            try:
-                fn(*args)
-            except (PyruncError, OSError) as e:
-                cause = e.cause if isinstance(e, PyruncError) else str(e)
-                log.get().warning(f"container {self.cid}: cleanup: {cause}")
+            for _attempt in range(3):
+                try:
+                    fn(*args)
+                    break
+                except (PyruncError, OSError) as e:
+                    cause = e.cause if isinstance(e, PyruncError) else str(e)
+                    log.get().warning(f"container {self.cid}: cleanup: {cause}")
+                    break
+                except KeyboardInterrupt as e:
+                    interrupted = e
         self._undo = []
+        return interrupted
 
     # -- the steps every creation has ------------------------------------------------------
 
@@ -96,10 +116,25 @@ class Creation:
         mgr.create()
         return mgr
 
+    def forking(self, stage_end) -> None:
+        """A stage that takes ``stage_end`` (its end of the channel) is about to be forked. Should
+        the creation be interrupted before ``started`` learns the stage's pid (a KeyboardInterrupt
+        in a program using the Python API, raised between the fork's return and the assignment),
+        the stage, and an init it forked, are found by that socket, killed and reaped: nothing
+        else we could know them by exists yet. One fstat here; the search only on that path."""
+        self.stage_known = False
+        self.stage_inode = os.fstat(stage_end.fileno()).st_ino
+        self.undo(self._kill_lost_stage)
+
     def started(self, stage_pid: int) -> None:
         """A stage was forked: on failure it (and the init, once known) is killed."""
         self.stage_pid = stage_pid
+        self.stage_known = True
         self.undo(self._kill_processes)
+
+    def _kill_lost_stage(self) -> None:
+        if not self.stage_known:
+            kill_holders(self.stage_inode)
 
     def new_record(self, rootfs: str, *, systemd_cgroup: bool, rootfs_mount: int | None = None) -> Record:
         """The record saved before any process runs (``creating``): if we die from here on,
@@ -124,6 +159,12 @@ class Creation:
             write_pid_file(pid_file, init_pid)
 
     def _kill_processes(self) -> None:
+        if not self.init_pid and self.stage_inode:
+            # An init may run whose pid we have not learnt yet (interrupted while stage 1 told
+            # us, or before it could): it still holds the channel, as stage 1 does. Killed with
+            # stage 1 here, it is reaped once ours; after stage 1's death it would be a zombie
+            # with nothing left to find it by.
+            kill_holders(self.stage_inode)
         kill_started((self.stage_pid, self.init_pid), children=(self.stage_pid,))
         self.stage_pid = 0
         if self.init_pid:
@@ -149,18 +190,85 @@ def new_manager(config: dict, cid: str, *, systemd: bool, rootless: bool):
 
 
 def destroy_cgroup(mgr) -> None:
-    """Remove a creation's cgroup, first killing anything in it (an init we never heard of).
+    """Remove a creation's cgroup, first killing anything in it (an init we never heard of),
+    and reap those of them that were our children: a stage whose pid we never learnt (the
+    Python API's caller interrupted us right after the fork) would stay a zombie otherwise.
 
     The cgroup may vanish between the look and the kill: systemd stops a scope, and removes
     its cgroup, as soon as its last process is gone, so ENODEV/ENOENT here mean "empty".
     """
+    pids: list[int] = []
     try:
-        if mgr.exists() and mgr.pids():
+        pids = mgr.pids() if mgr.exists() else []
+        if pids:
             mgr.signal_all(signal.SIGKILL)
     except (OSError, PyruncError) as e:
         if e.errno not in (errno.ENODEV, errno.ENOENT):
             raise
     mgr.destroy()
+    for pid in pids:
+        reap_if_ours(pid)
+
+
+def kill_holders(inode: int, timeout: float = 2.0) -> None:
+    """SIGKILL the processes below us (children and grandchildren) that hold the socket
+    ``inode``, and reap them as they become ours: a stage first, then its init once the kernel
+    has reparented it to us, the child subreaper (or to someone else, who reaps it)."""
+    me = os.getpid()
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            parents[int(name)] = int(data[data.rfind(b")") + 2:].split()[1])
+    below = [pid for pid, ppid in parents.items() if ppid == me or parents.get(ppid) == me]
+    target = f"socket:[{inode}]"
+    holders = [pid for pid in below if pid != me and holds(pid, target)]
+    for pid in holders:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid in holders:
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:  # not (yet) ours: gone, or still being reparented
+                if proc.pid_state(pid) is None:
+                    break
+            time.sleep(0.001)
+
+
+def holds(pid: int, target: str) -> bool:
+    """Whether process ``pid`` has an fd whose link reads ``target`` (``socket:[inode]``)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def reap_if_ours(pid: int, timeout: float = 1.0) -> None:
+    """Reap ``pid`` if it is our child; it was killed, so wait (briefly) for it to exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] or time.monotonic() > deadline:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.001)
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> None:
@@ -174,6 +282,10 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
         except ChildProcessError:
             pass
         if not proc.pid_alive(pid, None):
+            try:  # a zombie now: reap it if it is ours (seen between the two looks)
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
             return
         time.sleep(0.005)
 

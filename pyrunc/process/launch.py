@@ -89,9 +89,21 @@ def plan_cgroup_birth(mgr, ctx: InitContext) -> tuple[bool, int | None]:
     return True, fd
 
 
+# Whether a stage may be forked by a raw clone3 into its cgroup (linux.fork_into_cgroup). That is
+# sound only in a process with one thread, whose Python state the child may copy as it is: the
+# `pyrunc` command. The Python API turns it off when imported (pyrunc/api/__init__.py): a
+# program may run threads (a thread holding the GIL or a lock at the clone leaves the child
+# waiting forever), and a signal its handler has not yet seen would be raised in the child too,
+# as a KeyboardInterrupt running the parent's cleanup. os.fork resets both in the child.
+RAW_CLONE = True
+
+
 def fork_stage(cgroup2_fd: int | None) -> tuple[int, bool]:
     """Fork a stage, into the cgroup2 directory when given: (pid or 0, born there). When the
-    kernel refuses the clone (no clone3, say) it is a plain fork and the parent moves it."""
+    kernel refuses the clone (no clone3, say), or RAW_CLONE is off, it is a plain fork and the
+    parent moves it."""
+    if cgroup2_fd is not None and not RAW_CLONE:
+        return os.fork(), False
     if cgroup2_fd is not None:
         try:
             return linux.fork_into_cgroup(cgroup2_fd), True

@@ -62,6 +62,8 @@ class InitContext:
         # Placement at birth, when the parent chose it (launch.plan_cgroup_birth): stage 1 was
         # cloned into the cgroup2 directory and writes "0" to the tasks file of each of these.
         self.cgroup_v1_dirs: list[str] = []
+        # The Python API's pipes or files for the process's stdin, stdout, stderr (None: ours).
+        self.stdio: tuple[int, int, int] | None = None
 
     def close_parent_fds(self) -> None:
         """In the parent, once the stage has them (or the launch failed): our copies of the fds
@@ -79,6 +81,7 @@ def become_stage(ctx: InitContext, title: str) -> None:
     linux.set_name(title)
     linux.set_pdeathsig(signal.SIGKILL)
     linux.set_dumpable(False)
+    take_stdio(ctx)
     close_foreign_fds(ctx)
     reset_cpu_affinity()
 
@@ -129,6 +132,19 @@ def reset_cpu_affinity() -> None:
         os.sched_setaffinity(0, ALL_CPUS)
     except OSError:
         pass  # a cpuset with no CPU at all: joining it fails later, with a clear error
+
+
+def take_stdio(ctx: InitContext) -> None:
+    """Make the fds the caller chose (the Python API's pipes) our stdin, stdout and stderr, before
+    every other fd is closed; what we fork and exec inherits them. Copied first, so fds that
+    overlap 0-2 or each other land where they should. Done in the child: the caller's own
+    stdio, which other threads of a program may be using, is never touched."""
+    if ctx.stdio is None:
+        return
+    copies = [os.dup(fd) for fd in ctx.stdio]
+    for target, fd in enumerate(copies):
+        os.dup2(fd, target)
+        os.close(fd)
 
 
 def fork_after_report(chan: Channel, *, placed: bool = False) -> int:

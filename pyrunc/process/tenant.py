@@ -163,9 +163,11 @@ TENANT_STEPS = (
 
 
 def spawn(record: Record, process: dict, cgroup, *, preserve_fds: int = 0, console_sock=None,
-          pidfd_sock=None, subreaper: bool = False) -> tuple[int, int | None]:
+          pidfd_sock=None, subreaper: bool = False,
+          stdio: tuple[int, int, int] | None = None) -> tuple[int, int | None]:
     """Start ``process`` in the container of ``record``; return (its host pid, the pty master or
-    None). The container's own filter applies to the process too."""
+    None). The container's own filter applies to the process too; ``stdio`` are the fds it gets
+    as stdin, stdout and stderr (None: ours)."""
     cid, config = record.id, record.config
     caps = plan_capabilities(cid, process)
     seccomp = compile_seccomp(config, cid)
@@ -181,6 +183,7 @@ def spawn(record: Record, process: dict, cgroup, *, preserve_fds: int = 0, conso
     ctx.process = process
     ctx.seccomp = seccomp
     ctx.pidfd_socket = pidfd_sock.fileno() if pidfd_sock is not None else None
+    ctx.stdio = stdio
     # Born in the container's cgroups like a create's stage 1 (launch.plan_cgroup_birth), except
     # when an initial CPU affinity must be set before the cgroup is joined (config.md).
     birth, cgroup2_fd = False, None

@@ -181,13 +181,23 @@ def load_config(bundle: str, *, container: str | None = None) -> dict:
     path = os.path.join(bundle, "config.json")
     try:
         config = parse_config(read_config_bytes(path))
-        if type(config) is not dict:
-            raise _problem(f"config.json must hold a JSON object, not {_json_type(config)}")
-        problems = validate(config, "config")
-        if not problems:
-            problems = semantic_problems(config, bundle)
     except ConfigError as err:
         raise ConfigError(err.problems, container=container) from None
+    return check_config(config, bundle, container=container)
+
+
+def check_config(config: object, bundle: str, *, container: str | None = None) -> dict:
+    """Validate a parsed config (schema, then semantics) as if read from <bundle>/config.json;
+    return it, or raise ConfigError listing every problem of the first stage that fails.
+
+    The Python API hands its configs in here (after a strict JSON round trip), so a config
+    given as data meets exactly the rules a file meets."""
+    if type(config) is not dict:
+        raise ConfigError([("", f"config.json must hold a JSON object, not {_json_type(config)}")],
+                          container=container)
+    problems = validate(config, "config")
+    if not problems:
+        problems = semantic_problems(config, bundle)
     if problems:
         raise ConfigError(problems, container=container)
     return config

@@ -4,6 +4,12 @@ Every import counts, also the ones inside functions (pyrunc imports lazily to ke
 path short, and a lazy cycle is still a cycle a newcomer has to untangle); imports under
 ``if TYPE_CHECKING:`` are annotations only and do not. The layers are the ones
 docs/architecture.md draws; a new module must be given one here.
+
+One import is of another kind: ``pyrunc/__init__.py``'s PEP 562 ``__getattr__`` serves the
+Python API's names (``pyrunc.run``) from pyrunc.api when a program first asks for one. It is
+the package's face, not a dependency of layer 0: nothing in pyrunc reaches it (the package's
+constants are plain assignments), so it is left out of the graph, and the tests at the end
+hold it to exactly that one import.
 """
 
 from __future__ import annotations
@@ -40,11 +46,21 @@ def modules() -> dict[str, Path]:
     return out
 
 
+def package_face(tree: ast.Module) -> ast.FunctionDef | None:
+    """The module-level ``__getattr__`` of pyrunc/__init__.py (PEP 562)."""
+    return next((node for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"), None)
+
+
 def runtime_imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
             node.body = []
+    if name == "pyrunc":
+        face = package_face(tree)
+        if face is not None:
+            tree.body.remove(face)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
@@ -134,3 +150,16 @@ def test_the_checker_sees_a_cycle_and_an_upward_import():
     assert cycles(edges) == [["pyrunc.container", "pyrunc.state"]]
     assert layer("pyrunc.container") > layer("pyrunc.state")
     assert "pyrunc.process.stages" in graph()["pyrunc.process.stage1"]
+
+
+def test_the_package_face_imports_only_the_api_and_nothing_else_imports():
+    """pyrunc/__init__.py imports nothing at all, except pyrunc.api inside its __getattr__."""
+    path = PACKAGE / "__init__.py"
+    tree = ast.parse(path.read_text())
+    face = package_face(tree)
+    assert face is not None
+    in_face = [n for n in ast.walk(face) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert [(n.level, n.module, [a.name for a in n.names]) for n in in_face] == [(1, None, ["api"])]
+    everywhere = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert everywhere == in_face
+    assert runtime_imports("pyrunc", path, modules()) == set()
