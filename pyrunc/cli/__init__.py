@@ -92,6 +92,7 @@ def version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit status (tests call this directly)."""
+    process_argv = argv is None  # the command line of this process: it may be re-executed
     argv = sys.argv[1:] if argv is None else argv
     # Global options end at the first token that is not one of them (the command).
     split = 0
@@ -123,12 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         command, cargs = rest[0], rest[1:]
         if command not in COMMANDS:
             raise UsageError(f"No help topic for '{command}'")
+        cid = next((a for a in cargs if not a.startswith("-")), None)
+        if process_argv and command in ("create", "run", "exec"):
+            from ..selfexe import ensure
+
+            ensure(cid)  # before anything is opened: the forks of these commands enter containers
         glob = Globals(opts)
         # __import__ rather than importlib.import_module: importlib would add two modules
         # (importlib, warnings) to every call.
         __import__(f"{__name__}.{command}")
         mod = sys.modules[f"{__name__}.{command}"]
-        cid = next((a for a in cargs if not a.startswith("-")), None)
         return int(mod.run(cargs, glob) or 0)
     except ConfigError as e:
         for line in e.lines():  # exactly `config.json: POINTER: MESSAGE`, one per problem
