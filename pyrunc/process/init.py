@@ -29,6 +29,7 @@ import time
 from .. import OCI_VERSION, console, linux, rootfs, scheduling
 from ..errors import PyruncError
 from ..hooks import run_hooks
+from ..linux import procfs
 from ..rootfs import resolve
 from ..security import capabilities, lsm
 from . import execfifo
@@ -67,6 +68,12 @@ def init_main(ctx: InitContext) -> None:
 def start_session(ctx: InitContext) -> None:
     """A new session first, so the container never shares the caller's controlling terminal."""
     os.setsid()
+
+
+def open_private_procfs(ctx: InitContext) -> None:
+    """Our own procfs handle, made while / and /proc are still the host's: after pivot_root the
+    path /proc is whatever a container sharing the rootfs put at `proc` (linux/procfs.py)."""
+    procfs.prepare(sysctl=bool(ctx.linux.get("sysctl")))
 
 
 def bring_up_loopback(ctx: InitContext) -> None:
@@ -226,22 +233,16 @@ def open_console_mountpoint() -> int:
 
 
 def apply_sysctl(ctx: InitContext) -> None:
-    """linux.sysctl through the container's own /proc/sys (validated as namespaced earlier).
+    """linux.sysctl (validated as namespaced earlier), written through our own procfs handle:
+    the values land in the namespaces we are in, never in a file a co-tenant put at /proc/sys.
 
     After set_hostname, as runc orders them: a `kernel.domainname` sysctl wins over the
     `domainname` field."""
     for key, value in (ctx.linux.get("sysctl") or {}).items():
-        path = "/proc/sys/" + key.replace(".", "/")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as e:
-            raise PyruncError(f"write sysctl {key}: {e.strerror}", step="apply_sysctl") from None
-        try:
-            os.write(fd, value.encode())
+            procfs.write_sysctl(key, value)
         except OSError as e:
             raise PyruncError(f"write sysctl {key}={value}: {e.strerror}", step="apply_sysctl") from None
-        finally:
-            os.close(fd)
 
 
 def set_hostname(ctx: InitContext) -> None:
@@ -279,12 +280,13 @@ def set_oom_score_adj(ctx: InitContext) -> None:
         return
     held = adj
     try:
-        with open("/proc/self/oom_score_adj", "r+") as f:
-            held = int(f.read() or 0)
+        fd = procfs.open("self/oom_score_adj", os.O_RDWR)
+        try:
+            held = int(os.read(fd, 32) or 0)
             if held != adj:
-                f.seek(0)
-                f.write(str(adj))
-                f.flush()
+                os.pwrite(fd, str(adj).encode(), 0)
+        finally:
+            os.close(fd)
     except OSError as e:
         if isinstance(e, PermissionError) and adj < held:
             raise PyruncError(f"set oom_score_adj {adj}: below the caller's ({held}), which needs "
@@ -456,8 +458,7 @@ def set_groups(groups: list[int]) -> None:
         os.setgroups(groups)
     except PermissionError:
         try:
-            with open("/proc/self/setgroups", "rb") as f:
-                denied = f.read().strip() == b"deny"
+            denied = procfs.read("self/setgroups").strip() == b"deny"
         except OSError:
             denied = False
         if not denied:
@@ -500,6 +501,12 @@ def set_final_cpu_affinity(ctx: InitContext) -> None:
     final = (ctx.process.get("execCPUAffinity") or {}).get("final")
     if final:
         scheduling.apply_affinity(final, "final")
+
+
+def release_procfs(ctx: InitContext) -> None:
+    """Before the container can see us wait: no procfs handle that shows more than the
+    container's own /proc stays open (procfs.release)."""
+    procfs.release()
 
 
 def let_owner_join(ctx: InitContext) -> None:
@@ -586,6 +593,7 @@ def hook_state(ctx: InitContext, status: str) -> dict:
 
 STEPS = (
     start_session,
+    open_private_procfs,
     bring_up_loopback,
     prepare_rootfs,
     mount_filesystems,
@@ -614,6 +622,7 @@ STEPS = (
     set_no_new_privileges,
     apply_lsm_labels,
     set_personality,
+    release_procfs,
     let_owner_join,
     report_ready,
     wait_for_start,

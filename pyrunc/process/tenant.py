@@ -18,6 +18,7 @@ import os
 
 from .. import OCI_VERSION, linux, namespaces, proc
 from ..errors import PyruncError
+from ..linux import procfs
 from . import init as steps
 from .channel import Channel
 from .stage1 import InitContext, become_stage, fork_after_report, join_cgroups_at_birth, report
@@ -69,6 +70,7 @@ def joiner(ctx: InitContext) -> None:
         join_cgroups_at_birth(ctx)  # a failure is exec's: the parent will not move us
         step = "join namespaces"
         ctx.chan.expect("go")
+        procfs.prepare()  # while /proc is the host's (linux/procfs.py); the tenant may do better
         namespaces.join([(kind, fd) for kind, fd in ctx.join_fds if kind != "root"])
         for kind, fd in ctx.join_fds:
             if kind == "root":
@@ -97,6 +99,15 @@ def tenant_main(ctx: InitContext) -> None:
     os._exit(255)
 
 
+def open_private_procfs(ctx: InitContext) -> None:
+    """A procfs of the container's own pid namespace if the kernel lets us make one here (not in
+    a user namespace whose /proc is masked); else the joiner's handle stays."""
+    try:
+        procfs.prepare(private_only=True)
+    except OSError:
+        pass
+
+
 def set_up_exec_console(ctx: InitContext) -> None:
     """A pty of the container's devpts, when the process asks for a terminal (start_session made
     us a session leader, so the pty becomes our controlling terminal)."""
@@ -123,6 +134,7 @@ TENANT_STEPS = (
     # With or without a terminal, as runc does: our process group and session otherwise stay
     # the caller's, which lie outside the container's pid namespace (getpgrp() would say 0).
     steps.start_session,
+    open_private_procfs,
     set_up_exec_console,
     steps.set_rlimits,
     steps.set_oom_score_adj,
