@@ -17,8 +17,9 @@ endif
 endif
 # What the whole suite drives: the real callers (e2e, CRI), rootless use (uidmap, slirp4netns,
 # fuse-overlayfs) and the pure cgroup v2 guest (tests/vm; apparmor gives it apparmor_parser; criu
-# checkpoints there; python3-protobuf lets tests/unit/test_criu_rpc.py check our codec with pycriu).
-TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor uidmap slirp4netns fuse-overlayfs
+# checkpoints there; python3-protobuf lets tests/unit/test_criu_rpc.py check our codec with pycriu;
+# selinux-policy-default is the policy the SELinux guest loads: tests/vm/test_selinux.py).
+TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor selinux-policy-default uidmap slirp4netns fuse-overlayfs
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt

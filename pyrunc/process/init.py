@@ -186,7 +186,8 @@ def finish_rootfs(ctx: InitContext) -> None:
     """Masked and read-only paths and a read-only /, once the container's /proc and /dev exist."""
     rootfs.finish_rootfs(masked_paths=ctx.linux.get("maskedPaths") or [],
                          readonly_paths=ctx.linux.get("readonlyPaths") or [],
-                         readonly_root=bool((ctx.config.get("root") or {}).get("readonly")))
+                         readonly_root=bool((ctx.config.get("root") or {}).get("readonly")),
+                         mount_label=ctx.linux.get("mountLabel"))
 
 
 def set_up_console(ctx: InitContext) -> None:

@@ -125,11 +125,17 @@ def attach_clone(src_fd: int, dst_fd: int, *, recursive: bool = False, attr_set:
         os.close(tree)
 
 
-def attach_readonly_tmpfs(dst_fd: int) -> None:
-    """Mount a fresh empty read-only tmpfs onto ``dst_fd`` (the mask for directories)."""
+def attach_readonly_tmpfs(dst_fd: int, mount_label: str | None = None) -> None:
+    """Mount a fresh empty read-only tmpfs onto ``dst_fd`` (the mask for directories).
+
+    Read-only down to its superblock and labelled with linux.mountLabel, as runc's mask is (an
+    unlabelled one would carry the policy's default context instead of the container's)."""
     fsfd = m.fsopen("tmpfs")
     try:
         m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "source", "tmpfs")
+        m.fsconfig(fsfd, m.FSCONFIG_SET_FLAG, "ro")
+        if mount_label:
+            m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "context", mount_label)
         m.fsconfig(fsfd, m.FSCONFIG_CMD_CREATE)
         mnt = m.fsmount(fsfd, m.FSMOUNT_CLOEXEC, m.MOUNT_ATTR_RDONLY)
     finally:
@@ -150,7 +156,7 @@ def _open_optional(root_fd: int, path: str, step: str) -> int | None:
         raise fail(f"open {path}", e, step) from None
 
 
-def mask_paths(root_fd: int, paths: list[str]) -> None:
+def mask_paths(root_fd: int, paths: list[str], mount_label: str | None = None) -> None:
     """Hide each path: /dev/null over files, a read-only tmpfs over directories; missing ones skipped."""
     if not paths:
         return
@@ -162,7 +168,7 @@ def mask_paths(root_fd: int, paths: list[str]) -> None:
                 continue
             try:
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    attach_readonly_tmpfs(fd)
+                    attach_readonly_tmpfs(fd, mount_label)
                 else:
                     attach_clone(null_fd, fd)
             except OSError as e:
@@ -209,7 +215,8 @@ def make_root_readonly() -> None:
             raise fail("remount / read-only", e2, "readonly_root") from None
 
 
-def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonly_root: bool) -> None:
+def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonly_root: bool,
+                  mount_label: str | None = None) -> None:
     """After pivot_root: make readonlyPaths read-only, mask paths, then / read-only if asked.
 
     runc's order. It shows where a path is in both lists: the mask goes on last, so a file is
@@ -219,7 +226,7 @@ def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonl
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         make_paths_readonly(root_fd, readonly_paths)
-        mask_paths(root_fd, masked_paths)
+        mask_paths(root_fd, masked_paths, mount_label)
     finally:
         os.close(root_fd)
     if readonly_root:
