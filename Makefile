@@ -19,7 +19,9 @@ endif
 # fuse-overlayfs) and the pure cgroup v2 guest (tests/vm; apparmor gives it apparmor_parser; criu
 # checkpoints there; python3-protobuf lets tests/unit/test_criu_rpc.py check our codec with pycriu;
 # selinux-policy-default is the policy the SELinux guest loads: tests/vm/test_selinux.py).
-TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor selinux-policy-default uidmap slirp4netns fuse-overlayfs
+# The image tools' path (tests/e2e/test_image_tools.py): buildah, skopeo, umoci. python3-pip (with
+# setuptools and wheel) builds pyrunc's wheel offline for tests/integration/test_packaging.py.
+TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor selinux-policy-default uidmap slirp4netns fuse-overlayfs buildah skopeo umoci python3-pip
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt
@@ -63,8 +65,9 @@ $(BUILD)/.apt:
 	@touch $@
 
 # docker.io would start a system dockerd from its postinst: a policy-rc.d refuses that
-# (only while we install, and only if the machine has none of its own).
-$(BUILD)/.apt-test: $(BUILD)/.apt
+# (only while we install, and only if the machine has none of its own). The Makefile is a
+# prerequisite so that a package added to the list is installed on a machine set up before.
+$(BUILD)/.apt-test: $(BUILD)/.apt Makefile
 	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing$$missing"; \
@@ -97,11 +100,15 @@ $(VENV)/.test-installed: $(VENV)/.installed
 clean:
 	rm -rf $(BUILD) $(VENV) *.egg-info
 
-# Differential conformance run (pyrunc vs runc); regenerates docs/CONFORMANCE.md and
-# fails when a scenario runc passes is failed by pyrunc (a regression).
+# Differential conformance run: pyrunc vs Debian's runc (1.1.5) and, where ../shared is beside the
+# checkout (PYRUNC_SHARED elsewhere), runc 1.5.1 from ../shared/oracle: one report, a column each.
+# Regenerates docs/CONFORMANCE.md; fails when a scenario a runc passes is failed by pyrunc (a
+# regression), except the documented places where runc 1.5.1 and the spec changed runc 1.1's way.
+RUNC15 := $(or $(PYRUNC_SHARED),../shared)/oracle/bin/runc-1.5.1
 .PHONY: conformance
 conformance: setup
 	conformance/run --runtime $(VENV)/bin/pyrunc --oracle $$(command -v runc || echo /usr/sbin/runc) \
+	  $$([ -x $(RUNC15) ] && echo --oracle $(RUNC15) || echo "conformance: no $(RUNC15), runc 1.1.5 only" >&2) \
 	  --jobs 2 --quiet --report $(BUILD)/conformance.json --conformance-doc docs/CONFORMANCE.md
 
 # pyrunc vs runc side by side (docs/PERFORMANCE.md); BENCH_ARGS=--quick for a short run.

@@ -271,6 +271,11 @@ class Holder:
         return f"/proc/{self.pid}/ns/{t}"
 
     def close(self) -> None:
+        if self.pid != self.proc.pid:  # --fork: unshare's child outlives a killed unshare
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
         self.proc.kill()
         self.proc.wait()
 

@@ -13,26 +13,73 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def regressions(rows: list[dict]) -> list[dict]:
-    """Scenarios the oracle passes and the runtime fails: what must never ship."""
-    return [r for r in rows if r["oracle"] == "pass" and r["runtime"] == "fail"]
+# Where runc 1.5.1 and runtime-spec 1.3 changed what runc 1.1 did, pyrunc follows 1.5.1: a
+# scenario runc 1.1.x passes and pyrunc fails is then expected, for this reason, not a regression.
+# Keyed by scenario id; applies to oracles whose label starts with "runc 1.1".
+CHANGED_SINCE_11: dict[str, str] = {}
+
+
+def expected_difference(scenario_id: str, label: str) -> str:
+    """The documented reason a failure against this oracle is expected, or ""."""
+    if label.startswith("runc 1.1"):
+        return CHANGED_SINCE_11.get(scenario_id, "")
+    return ""
+
+
+def regressions(rows: list[dict]) -> list[tuple[dict, str]]:
+    """(row, oracle label) where that oracle passes and the runtime fails, documented changes aside:
+    what must never ship."""
+    return [(r, label) for r in rows for label, status in _oracles(r).items()
+            if status == "pass" and r["runtime"] == "fail" and not expected_difference(r["id"], label)]
+
+
+def documented(rows: list[dict]) -> list[tuple[dict, str, str]]:
+    """(row, oracle label, reason): failures against an old oracle that CHANGED_SINCE_11 explains."""
+    return [(r, label, expected_difference(r["id"], label)) for r in rows for label, status in _oracles(r).items()
+            if status == "pass" and r["runtime"] == "fail" and expected_difference(r["id"], label)]
 
 
 def runtime_only(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["runtime"] == "pass" and r["oracle"] == "fail"]
+    """The runtime passes where every oracle fails (or skips)."""
+    return [r for r in rows if r["runtime"] == "pass" and all(v != "pass" for v in _oracles(r).values())]
+
+
+def _oracles(row: dict) -> dict[str, str]:
+    return row.get("oracles") or {"oracle": row["oracle"]}
+
+
+def labels(binaries: list[str]) -> list[str]:
+    """'runc 1.5.1' from `runc --version`; the file name where two would read the same."""
+    out = []
+    for b in binaries:
+        try:
+            first = subprocess.run([b, "--version"], capture_output=True, text=True, timeout=10).stdout
+            words = first.splitlines()[0].split() if first.strip() else []
+        except (OSError, subprocess.SubprocessError):
+            words = []
+        label = f"{words[0]} {words[-1]}" if len(words) >= 2 else os.path.basename(b)
+        if label in out:
+            label = f"{label} ({os.path.basename(b)})"
+        out.append(label)
+    return out
 
 
 def summary(rows: list[dict]) -> str:
-    rt, orc = Counter(r["runtime"] for r in rows), Counter(r["oracle"] for r in rows)
-    return (f"{len(rows)} scenarios: runtime {rt['pass']} pass/{rt['fail']} fail/{rt['skip']} skip, "
-            f"oracle {orc['pass']} pass/{orc['fail']} fail/{orc['skip']} skip, "
-            f"runtime-only passes {len(runtime_only(rows))}, regressions {len(regressions(rows))}")
+    rt = Counter(r["runtime"] for r in rows)
+    parts = [f"{len(rows)} scenarios: runtime {rt['pass']} pass/{rt['fail']} fail/{rt['skip']} skip"]
+    names = list(_oracles(rows[0])) if rows else []
+    for label in names:
+        c = Counter(_oracles(r)[label] for r in rows)
+        parts.append(f"{label if len(names) > 1 else 'oracle'} {c['pass']} pass/{c['fail']} fail/{c['skip']} skip")
+    tail = f"runtime-only passes {len(runtime_only(rows))}"
+    if documented(rows):
+        tail += f", documented changes since runc 1.1 {len(documented(rows))}"
+    return ", ".join(parts) + f", {tail}, regressions {len(regressions(rows))}"
 
 
 def write_json(path: Path, rows: list[dict], meta: dict) -> None:
-    doc = {"meta": meta, "scenarios": [{k: r[k] for k in ("id", "spec", "level", "runtime", "oracle", "detail",
-                                                          "seconds")}
-                                       for r in rows]}
+    keys = ("id", "spec", "level", "runtime", "oracle", "oracles", "detail", "details", "seconds")
+    doc = {"meta": meta, "scenarios": [{k: r[k] for k in keys if k in r} for r in rows]}
     path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
@@ -41,30 +88,38 @@ def _cell(text: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| id | spec | level | runtime | oracle | detail |", "|---|---|---|---|---|---|"]
+    names = list(_oracles(rows[0])) if rows else ["oracle"]
+    head = "| id | spec | level | pyrunc | " + " | ".join(names) + " | detail |"
+    lines = [head, "|" + "---|" * (5 + len(names))]
     for r in rows:
-        lines.append(f"| `{r['id']}` | {r['spec']} | {r['level']} | {r['runtime']} | {r['oracle']} | "
+        cells = " | ".join(_oracles(r)[n] for n in names)
+        lines.append(f"| `{r['id']}` | {r['spec']} | {r['level']} | {r['runtime']} | {cells} | "
                      f"{_cell(r['detail'])[:400]} |")
     return "\n".join(lines) + "\n"
 
 
-def environment(runtime: str, oracle: str) -> dict:
+def environment(runtime: str, oracles: list[str] | str) -> dict:
     def out(cmd: list[str]) -> str:
         try:
             return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return "?"
-    return {
+    if isinstance(oracles, str):
+        oracles = [oracles]
+    meta = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "kernel": platform.release(),
         "runtime": runtime,
-        "oracle": oracle,
-        "oracle_version": out([oracle, "--version"]).splitlines()[0] if oracle else "",
-        "pyrunc_commit": out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
-        "cgroups": "hybrid (v1 controllers + v2 at /sys/fs/cgroup/unified)"
-        if os.path.isdir("/sys/fs/cgroup/unified") else
-        ("v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"),
     }
+    for i, o in enumerate(oracles):
+        key = "oracle" if i == 0 else f"oracle{i + 1}"
+        meta[key] = o
+        meta[f"{key}_version"] = (out([o, "--version"]).splitlines() or [""])[0]
+    meta["pyrunc_commit"] = out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    meta["cgroups"] = ("hybrid (v1 controllers + v2 at /sys/fs/cgroup/unified)"
+                      if os.path.isdir("/sys/fs/cgroup/unified") else
+                      ("v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"))
+    return meta
 
 
 # Where the spec leaves pyrunc a choice, what it chose; printed in docs/CONFORMANCE.md.
@@ -107,16 +162,31 @@ and a profile that is not loaded fails `create` with nothing left behind (pyrunc
 """
 
 
+ORACLES_TEXT = """## Two oracles
+
+Debian's runc 1.1.5 is what Debian's containerd, podman and Docker packages call; runc 1.5.1
+(`../shared/oracle/bin/runc-1.5.1`, built from its v1.5.1 tag) is what current Docker and
+containerd packages, Kubernetes nodes and new distributions ship. Each scenario runs under both.
+Where the two runcs differ, pyrunc follows runc 1.5.1 and runtime-spec 1.3 (issue 22); a scenario
+that only runc 1.1.5 passes is then listed below with the reason, not counted as a regression.
+What changed between them, and what pyrunc does about each change, is in README
+("Behaviour of runc 1.5").
+"""
+
+
 def markdown(rows: list[dict], meta: dict, *, full: bool) -> str:
     """The markdown report; `full` adds the counts and lists that docs/CONFORMANCE.md carries."""
     parts = []
+    names = list(_oracles(rows[0])) if rows else []
     if full:
         parts.append("# Conformance: pyrunc against runc\n\n"
                      "Generated by `make conformance` (`conformance/run`), a differential harness: every\n"
                      "scenario cites one requirement of runtime-spec v1.3.0, runs a busybox bundle under\n"
-                     "pyrunc (*runtime*) and runc (*oracle*), and judges both only from outside\n"
+                     "pyrunc (*runtime*) and each runc (*oracles*), and judges them only from outside\n"
                      "(/proc, cgroup files, probe output, state JSON, exit codes, hook records).\n"
                      "Do not edit by hand.\n")
+        if len(names) > 1:
+            parts.append(ORACLES_TEXT)
         env = "\n".join(f"- {k}: `{v}`" for k, v in meta.items())
         parts.append(f"## Environment\n\n{env}\n")
         by = Counter((r["spec"].split("#")[0], r["level"]) for r in rows)
@@ -128,11 +198,20 @@ def markdown(rows: list[dict], meta: dict, *, full: bool) -> str:
         parts.append("## Scenarios by spec file and level\n\n" + "\n".join(t) + "\n")
         parts.append(f"## Summary\n\n{summary(rows)}\n")
         reg = regressions(rows)
-        parts.append("## Regressions (runc passes, pyrunc fails)\n\n" + (
-            "\n".join(f"- `{r['id']}` ({r['spec']}, {r['level']}): {_cell(r['detail'])[:300]}" for r in reg)
-            or "None.") + "\n")
+        parts.append("## Regressions (a runc passes, pyrunc fails)\n\n" + (
+            "\n".join(f"- `{r['id']}` ({r['spec']}, {r['level']}) against {label}: {_cell(r['detail'])[:300]}"
+                      for r, label in reg) or "None.") + "\n")
+        if len(names) > 1:
+            doc = documented(rows)
+            parts.append("## Documented differences from runc 1.1 (pyrunc follows runc 1.5.1 and the spec)\n\n" + (
+                "\n".join(f"- `{r['id']}` ({r['spec']}): {why}" for r, _, why in doc) or "None.") + "\n")
+            differ = [r for r in rows if len(set(_oracles(r).values())) > 1]
+            lines = [f"- `{r['id']}` ({r['spec']}, {r['level']}): "
+                     + ", ".join(f"{n} {_oracles(r)[n]}" for n in names) + f"; pyrunc {r['runtime']}"
+                     for r in differ]
+            parts.append("## Where runc 1.1.5 and runc 1.5.1 differ\n\n" + ("\n".join(lines) or "Nowhere.") + "\n")
         only = runtime_only(rows)
-        parts.append("## pyrunc passes, runc fails\n\n" + (
+        parts.append("## pyrunc passes, every runc fails\n\n" + (
             "\n".join(f"- `{r['id']}` ({r['spec']}, {r['level']})" for r in only) or "None.") + "\n")
         parts.append("## Choices where the spec leaves room\n\n"
                      + "\n".join(f"- {what}: {why}" for what, why in CHOICES) + "\n")

@@ -44,7 +44,9 @@ def open_console(console_size: dict | None, uid: int, gid: int) -> tuple[int, in
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    # struct winsize holds 16 bits a side; consoleSize is uint64 (upstream schema): keep the low
+    # bits, as runc's uint16 conversion does, rather than fail on an absurd size.
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows & 0xFFFF, cols & 0xFFFF, 0, 0))
 
 
 def get_size(fd: int) -> tuple[int, int] | None:
@@ -71,7 +73,7 @@ def connect_console_socket(path: str):
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise PyruncError(f"connect to console socket {path}: {e.strerror}", step="create") from None
+        raise PyruncError(f"connect to console socket {path}: {e.strerror}", errno=e.errno or 0) from None
     return sock
 
 
@@ -80,7 +82,7 @@ def send_master(sock, master: int, name: str) -> None:
     try:
         sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))])
     except OSError as e:
-        raise PyruncError(f"send pty master to console socket: {e.strerror}", step="create") from None
+        raise PyruncError(f"send pty master to console socket: {e.strerror}", errno=e.errno or 0) from None
 
 
 def proxy(master: int, pid: int, reap) -> int:

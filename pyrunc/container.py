@@ -13,40 +13,38 @@ import _signal as signal
 import os
 import time
 
-from . import OCI_VERSION, proc
-from .errors import NotFound, PyruncError, WrongStatus
-from .state import STATE_FILE, StateDir, check_id, compute_status, list_ids
-
-
-class CreateOptions:
-    """Everything `create`/`run` were told on the command line."""
-
-    def __init__(self, *, bundle: str = ".", pid_file: str | None = None,
-                 console_socket: str | None = None, no_pivot: bool = False,
-                 no_new_keyring: bool = False, preserve_fds: int = 0, systemd_cgroup: bool = False,
-                 rootless: str = "auto", subreaper: bool = False, detach: bool = True):
-        self.bundle = os.path.abspath(bundle)
-        self.pid_file = os.path.abspath(pid_file) if pid_file else None
-        self.console_socket = console_socket
-        self.no_pivot = no_pivot
-        self.no_new_keyring = no_new_keyring
-        self.preserve_fds = preserve_fds
-        self.systemd_cgroup = systemd_cgroup
-        self.rootless = rootless
-        self.is_rootless = False  # resolved from `rootless` by create (pyrunc/rootless.py)
-        self.subreaper = subreaper
-        self.detach = detach
-        self.console_master: int | None = None  # set by create for a foreground `run` with a tty
+from . import proc
+from .errors import (
+    CHECKPOINT,
+    DELETE,
+    EXEC,
+    KILL,
+    PLAN,
+    START,
+    UPDATE,
+    Boundary,
+    NotFound,
+    PyruncError,
+    UsageError,
+    WrongStatus,
+)
+from .options import CreateOptions, ExecOptions
+from .state import STATE_FILE, Record, StateDir, check_id, compute_status, list_ids, oci_state, write_pid_file
 
 
 class Container:
-    """A container known to the state directory (loaded) or being created."""
+    """A container known to the state directory (loaded) or being created.
+
+    The one place where lifecycle rules live (which status allows what) and the only writer of
+    state; the CLI parses and prints around it, and the Python API is the same object. Each
+    operation stamps its errors with the container and the operation (errors.Boundary)."""
 
     def __init__(self, root: str, cid: str):
         check_id(cid)
         self.id = cid
         self.dir = StateDir(root, cid)
-        self.st: dict = {}
+        self.record = Record(cid)
+        self.console_master: int | None = None  # a foreground create/exec's pty master
         self._cgroup = None
 
     # -- loading -----------------------------------------------------------------
@@ -56,113 +54,216 @@ class Container:
         c = cls(root, cid)
         if lock:
             c.dir.lock()
-        c.st = c.dir.load()
-        if c.st.get("creating") and not lock and c.dir.being_created():
+        c.record = c.dir.load()
+        if c.record.creating and not lock and c.dir.being_created():
             raise NotFound(cid)  # as runc: a container being created does not exist yet
         return c
 
+    def __enter__(self) -> Container:
+        """``with Container.load(root, id) as c:`` (locked by load), or ``with c.locked():``;
+        leaving the block releases the container's lock."""
+        return self
+
+    def __exit__(self, *_exc) -> bool:
+        self.dir.unlock()
+        return False
+
+    def locked(self) -> Container:
+        """Take the container's lock (another command on it waits), for a ``with`` block."""
+        self.dir.lock()
+        return self
+
+    def owner(self) -> str:
+        """Who owns the container's state (`list`'s OWNER column): the state directory's owner."""
+        try:
+            uid = os.stat(self.dir.path).st_uid
+        except OSError:
+            return ""
+        try:
+            import pwd
+
+            return pwd.getpwuid(uid).pw_name
+        except (KeyError, ImportError):
+            return f"#{uid}"
+
     @property
     def cgroup(self):
-        if self._cgroup is None and self.st.get("cgroup"):
+        if self._cgroup is None and self.record.cgroup:
             from .cgroups import load_manager
 
-            self._cgroup = load_manager(self.st["cgroup"])
+            self._cgroup = load_manager(self.record.cgroup)
         return self._cgroup
 
     @property
     def pid(self) -> int:
-        return int(self.st.get("pid", 0))
+        return self.record.pid
+
+    @property
+    def config(self) -> dict:
+        return self.record.config
 
     def status(self) -> str:
-        return compute_status(self.dir, self.st)
+        return compute_status(self.dir, self.record)
 
     def oci_state(self) -> dict:
-        """The state document in runc's key order (runtime.md "State")."""
-        status = self.status()
-        doc = {
-            "ociVersion": OCI_VERSION,  # the spec version this state complies with (runtime.md)
-            "id": self.id,
-            "pid": self.pid if status != "stopped" else 0,
-            "status": status,
-            "bundle": self.st["bundle"],
-            "rootfs": self.st["rootfs"],
-            "created": self.st["created"],
-            "owner": self.st.get("owner", ""),
-        }
-        if self.st.get("annotations"):
-            doc["annotations"] = self.st["annotations"]
-        return doc
-
-    def hook_state(self, status: str) -> dict:
-        from .hooks import oci_state
-
-        return oci_state(self.st, status)
+        """The state document `pyrunc state` prints, in runc's key order."""
+        return oci_state(self.record, self.status(), full=True)
 
     # -- operations --------------------------------------------------------------
 
     @classmethod
     def create(cls, root: str, cid: str, opts: CreateOptions) -> Container:
-        from .process.parent import create_container
+        """Create the container; its init waits for ``start``. For a foreground `run` with a
+        terminal, ``console_master`` is the pty to proxy."""
+        from .process.create import create_container
 
         c = cls(root, cid)
-        c.st = create_container(c.dir, cid, opts)
+        c.record, c.console_master = create_container(c.dir, opts)
+        c.dir.unlock()
+        return c
+
+    @staticmethod
+    def plan(root: str, cid: str, opts: CreateOptions) -> dict:
+        """What ``create(root, cid, opts)`` would do on this host, found without doing any of it
+        (pyrunc/process/plan.py: `pyrunc plan`, `create --dry-run`). Raises ConfigError when
+        config.json cannot be read or validated; the rest goes into the plan's ``problems``."""
+        from .process.plan import plan_create
+
+        with Boundary(cid, PLAN):
+            return plan_create(opts.bundle, cid, root, opts)
+
+    @classmethod
+    def restore(cls, root: str, cid: str, criu_options, opts: CreateOptions,
+                criu_path: str | None = None) -> Container:
+        """Bring a checkpointed container back with CRIU (pyrunc/criu/restore.py)."""
+        from .criu.restore import restore
+
+        c = cls(root, cid)
+        if opts.subreaper:
+            from . import linux
+
+            linux.set_child_subreaper()
+        c.record = restore(c.dir, criu_options, opts, criu_path)
         c.dir.unlock()
         return c
 
     def start(self) -> None:
-        status = self.status()
-        if status != "created":
+        with Boundary(self.id, START):
+            status = self.status()
+            if status != "created":
+                if status == "stopped":
+                    raise WrongStatus("cannot start a container that has stopped", status=status, op=START)
+                if status == "running":
+                    raise WrongStatus("cannot start an already running container", status=status, op=START)
+                raise WrongStatus(f"cannot start a container in the {status} state", status=status, op=START)
+            from .process.execfifo import release
+
+            release(self.dir.fifo, self.pid, self.id)
+            if self.record.hooks.get("poststart"):
+                from .hooks import run_hooks
+
+                try:
+                    run_hooks(self.record.hooks, "poststart", oci_state(self.record, "running"))
+                except PyruncError:
+                    self._kill_and_wait()
+                    raise
+
+    def exec(self, process: dict, opts: ExecOptions) -> int:
+        """Start ``process`` in this running container; its host pid. A foreground exec with a
+        terminal leaves the pty master in ``console_master``. Setup failures exit 255 (runc)."""
+        with Boundary(self.id, EXEC, nest=True, exit_code=255):
+            status = self.status()
             if status == "stopped":
-                raise WrongStatus("cannot start a container that has stopped", status=status,
-                                  op="start", container=self.id)
-            if status == "running":
-                raise WrongStatus("cannot start an already running container", status=status,
-                                  op="start", container=self.id)
-            raise WrongStatus(f"cannot start a container in the {status} state", status=status,
-                              op="start", container=self.id)
-        from .process.execfifo import release
+                raise WrongStatus("cannot exec in a stopped container", status=status, op=EXEC)
+            if status == "paused" and not opts.ignore_paused:
+                raise WrongStatus("cannot exec in a paused container (use --ignore-paused to override)",
+                                  status=status, op=EXEC)
+            check_exec_process(process)
+            from .process.launch import check_terminal, connect_console, connect_pidfd_socket
+            from .process.tenant import spawn
 
-        release(self.dir.fifo, self.pid, self.id)
-        hooks = self.st.get("hooks")
-        if hooks and hooks.get("poststart"):
-            from .hooks import run_hooks
-
+            check_terminal(bool(process.get("terminal")), opts.detach, opts.console_socket, EXEC)
+            sockets = []
             try:
-                run_hooks(hooks, "poststart", self.hook_state("running"))
-            except PyruncError as e:
-                self._kill_and_wait()
-                e.container = self.id
-                raise
+                sock = connect_console(opts.console_socket)
+                sockets.append(sock)
+                pidfd_sock = connect_pidfd_socket(opts.pidfd_socket)
+                sockets.append(pidfd_sock)
+                pid, self.console_master = spawn(self.record, process, self._exec_placement(opts),
+                                                 preserve_fds=opts.preserve_fds, console_sock=sock,
+                                                 pidfd_sock=pidfd_sock, subreaper=not opts.detach)
+            finally:
+                for s in sockets:
+                    if s is not None:
+                        s.close()
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, pid)
+            return pid
+
+    def _exec_placement(self, opts: ExecOptions):
+        """The cgroup an exec'd process goes to: the container's, or sub-cgroups of it."""
+        if not opts.sub_cgroups:
+            return self.cgroup
+        if self.cgroup is None or not self.cgroup.paths():
+            raise PyruncError("--cgroup: the container has no cgroup (rootless without one it may "
+                              "write to)", step=EXEC)
+        return self.cgroup.sub_cgroups(opts.sub_cgroups)
+
+    def checkpoint(self, criu_options, criu_path: str | None = None) -> None:
+        """Dump the running container with CRIU (pyrunc/criu/dump.py); unless asked to leave it
+        running, it is destroyed afterwards, as runc does. The caller holds the lock."""
+        with Boundary(self.id, CHECKPOINT):
+            from .criu.dump import dump
+
+            status = self.status()
+            if status in ("created", "stopped"):
+                raise WrongStatus(f"cannot checkpoint a container in the {status} state", status=status,
+                                  op=CHECKPOINT)
+            dump(self, criu_options, criu_path)
+            if not (criu_options.leave_running or criu_options.pre_dump):
+                self.destroy()
 
     def signal(self, sig: int, *, all_processes: bool = False) -> None:
-        status = self.status()
-        # Rootless without a writable cgroup there is no list of processes: the init is signalled
-        # (SIGKILL to PID 1 of its pid namespace ends them all).
-        if all_processes and self.cgroup is not None and self.cgroup.paths():
-            if status == "stopped" and not self.cgroup.exists():
+        with Boundary(self.id, KILL):
+            status = self.status()
+            # Rootless without a writable cgroup there is no list of processes: the init is
+            # signalled (SIGKILL to PID 1 of its pid namespace ends them all).
+            if all_processes and self.cgroup is not None and self.cgroup.paths():
+                if status == "stopped" and not self.cgroup.exists():
+                    return
+                self.cgroup.signal_all(sig)
                 return
-            self.cgroup.signal_all(sig)
-            return
-        if status == "stopped":
-            raise WrongStatus("container not running", status=status, op="kill", container=self.id)
-        self._send(sig)
-        if sig == signal.SIGKILL and status == "paused":
-            self.cgroup.thaw()
+            if status == "stopped":
+                raise WrongStatus("container not running", status=status, op=KILL)
+            if sig == signal.SIGKILL and not self._has_own_pid_namespace() \
+                    and self.cgroup is not None and self.cgroup.paths():
+                # runc 1.5: without a pid namespace of its own, the init's death ends nothing
+                # else, so KILL goes to every process of the container, as with --all.
+                self.cgroup.signal_all(sig)
+                return
+            self._send(sig)
+            if sig == signal.SIGKILL and status == "paused":
+                self.cgroup.thaw()
+
+    def _has_own_pid_namespace(self) -> bool:
+        """A new pid namespace (not one joined by path): the kernel kills all in it with PID 1."""
+        namespaces = (self.record.config.get("linux") or {}).get("namespaces") or []
+        return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
 
     def _send(self, sig: int) -> None:
         """Signal the init through a pidfd after re-checking its start time (pid reuse guard)."""
         try:
             pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
-            raise WrongStatus("container not running", status="stopped", op="kill",
+            raise WrongStatus("container not running", status="stopped", op=KILL,
                               container=self.id) from None
         try:
-            if not proc.pid_alive(self.pid, self.st.get("start_time")):
-                raise WrongStatus("container not running", status="stopped", op="kill",
+            if not proc.pid_alive(self.pid, self.record.start_time):
+                raise WrongStatus("container not running", status="stopped", op=KILL,
                                   container=self.id)
             signal.pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
-            raise WrongStatus("container not running", status="stopped", op="kill",
+            raise WrongStatus("container not running", status="stopped", op=KILL,
                               container=self.id) from None
         finally:
             os.close(pidfd)
@@ -180,9 +281,9 @@ class Container:
         except PyruncError:
             pass
         deadline = time.monotonic() + timeout
-        while proc.pid_alive(self.pid, self.st.get("start_time")):
+        while proc.pid_alive(self.pid, self.record.start_time):
             if time.monotonic() > deadline:
-                raise PyruncError("container init still running", step="delete", container=self.id)
+                raise PyruncError("container init still running", step=DELETE, container=self.id)
             time.sleep(0.01)
 
     def delete(self, *, force: bool = False) -> None:
@@ -190,7 +291,7 @@ class Container:
         if status in ("running", "paused"):
             if not force:
                 raise WrongStatus(f"cannot delete container {self.id} that is not stopped: {status}",
-                                  status=status, op="delete")
+                                  status=status, op=DELETE)
             self._kill_and_wait()
         elif status == "created":
             self._kill_and_wait()
@@ -199,20 +300,21 @@ class Container:
     def destroy(self) -> None:
         """Remove cgroups (killing stragglers), the rootfs mount, run poststop hooks, remove the
         state directory."""
-        cg = self.cgroup
-        if cg is not None:
-            if cg.exists() and cg.pids():
-                cg.signal_all(signal.SIGKILL)
-            cg.destroy()
-        detach_inherited_rootfs(self.st, self.id)
-        hooks = self.st.get("hooks")
-        if hooks and hooks.get("poststop"):
-            from . import log
-            from .hooks import run_hooks_warn
+        with Boundary(self.id, DELETE):
+            cg = self.cgroup
+            if cg is not None:
+                if cg.exists() and cg.pids():
+                    cg.signal_all(signal.SIGKILL)
+                cg.destroy()
+            detach_inherited_rootfs(self.record)
+            if self.record.hooks.get("poststop"):
+                from . import log
+                from .hooks import run_hooks_warn
 
-            run_hooks_warn(hooks, "poststop", self.hook_state("stopped"),
-                           lambda msg: log.get().warning(f"container {self.id}: {msg}"))
-        self.dir.remove()
+                run_hooks_warn(self.record.hooks, "poststop",
+                               oci_state(self.record, "stopped", pid=self.record.pid),
+                               lambda msg: log.get().warning(f"container {self.id}: {msg}"))
+            self.dir.remove()
 
     # -- cgroup commands: pause, resume, update, ps -----------------------------
 
@@ -253,27 +355,26 @@ class Container:
         sections are written back, so a failed update leaves limits unchanged.
         The caller holds the container lock (``load(lock=True)``).
         """
-        status = self.status()
-        if status == "stopped":
-            raise WrongStatus("container not running", status=status, op="update", container=self.id)
-        cg = self._require_cgroup("update")
-        from .cgroups.resources import merge_resources
+        with Boundary(self.id, UPDATE):
+            status = self.status()
+            if status == "stopped":
+                raise WrongStatus("container not running", status=status, op=UPDATE)
+            cg = self._require_cgroup(UPDATE)
+            from .cgroups.resources import merge_resources
 
-        config = self.st.setdefault("config", {})
-        lin = config.setdefault("linux", {})
-        old = lin.get("resources") or {}
-        merged, touched = merge_resources(old, patch)
-        try:
-            cg.set({k: merged[k] for k in touched if k in merged})
-        except PyruncError as e:
+            lin = self.record.config.setdefault("linux", {})
+            old = lin.get("resources") or {}
+            merged, touched = merge_resources(old, patch)
             try:
-                cg.set({k: old[k] for k in touched if k in old})
+                cg.set({k: merged[k] for k in touched if k in merged})
             except PyruncError:
-                pass
-            e.container = self.id
-            raise
-        lin["resources"] = merged
-        self.dir.save(self.st)
+                try:
+                    cg.set({k: old[k] for k in touched if k in old})
+                except PyruncError:
+                    pass
+                raise
+            lin["resources"] = merged
+            self.dir.save(self.record)
 
     def processes(self) -> list[int]:
         """Host pids of every process in the container's cgroup (sub-cgroups included)."""
@@ -281,6 +382,22 @@ class Container:
         if cg is None or not cg.exists():
             return []
         return cg.pids()
+
+
+def check_exec_process(process: dict) -> None:
+    """What an exec'd process must have (runc's checks), and what this host cannot do for it."""
+    if not process.get("args"):
+        raise UsageError("args must not be empty", step=EXEC)
+    cwd = process.get("cwd")
+    if cwd is None or cwd == "":
+        raise UsageError("Cwd property must not be empty", step=EXEC)
+    if not cwd.startswith("/"):
+        raise UsageError("Cwd must be an absolute path", step=EXEC)
+    from . import scheduling
+    from .security import lsm
+
+    scheduling.check({"process": process})
+    lsm.check(process, {})
 
 
 def delete_missing(root: str, cid: str, force: bool) -> None:
@@ -301,28 +418,24 @@ def delete_missing(root: str, cid: str, force: bool) -> None:
     rec = sd.load_recovery()
     if rec:
         c = Container(root, cid)
-        c.st = {"pid": rec.get("pid") or 0, "start_time": rec.get("start_time"), "cgroup": rec.get("cgroup")}
-        c._kill_and_wait()
-        cg = c.cgroup
-        if cg is not None:
-            cg.destroy()
-        detach_inherited_rootfs(rec, cid)
+        c.record = rec
+        with Boundary(cid, DELETE):
+            c._kill_and_wait()
+            cg = c.cgroup
+            if cg is not None:
+                cg.destroy()
+            detach_inherited_rootfs(rec)
     sd.remove()
 
 
-def detach_inherited_rootfs(record: dict, cid: str) -> None:
+def detach_inherited_rootfs(record: Record) -> None:
     """A container without a mount namespace left its rootfs mount (and every mount inside
     it) in our namespace: remove it, so delete leaves the mount table as create found it."""
-    if not record.get("rootfs_mount"):
+    if not record.rootfs_mount:
         return
     from .rootfs.inherited import detach_rootfs
 
-    try:
-        detach_rootfs(record["rootfs"], record["rootfs_mount"])
-    except PyruncError as e:
-        e.container = cid
-        e.step = "delete"
-        raise
+    detach_rootfs(record.rootfs, record.rootfs_mount)
 
 
 def all_containers(root: str) -> list[Container]:

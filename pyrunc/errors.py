@@ -1,24 +1,56 @@
 """One exception family for everything pyrunc reports to a user.
 
-Every error carries the cause (a short lower-case sentence) and, where known,
-the container id and the setup step that failed. The CLI turns any
-``PyruncError`` into exactly one line on stderr (and one log record); nothing
-else in pyrunc catches exceptions broadly.
+Every error carries the cause (a short lower-case sentence), the ``errno`` of the
+system call behind it (0 when none), and, where known, the container id and the
+setup step that failed. Code deep down raises with what it knows (the cause, its
+errno, its own step); the container and the lifecycle operation are stamped on
+once, at the entry point, by ``Boundary`` (``with Boundary(cid, CREATE): ...``),
+so nothing in between patches errors on their way up. The CLI turns any
+``PyruncError`` into exactly one line on stderr (and one log record); nothing else
+in pyrunc catches exceptions broadly.
 """
 
 from __future__ import annotations
 
+# Lifecycle operations: the first word of every error line a command prints.
+CREATE = "create"
+START = "start"
+RUN = "run"
+EXEC = "exec"
+KILL = "kill"
+DELETE = "delete"
+RESTORE = "restore"
+CHECKPOINT = "checkpoint"
+UPDATE = "update"
+PLAN = "plan"
+
+# Steps named by more than one module.
+VALIDATE = "validate"
+SYNC = "sync"
+CREATE_CGROUP = "create cgroup"
+APPLY_CGROUP = "apply cgroup"
+SET_RESOURCES = "set cgroup resources"
+DESTROY_CGROUP = "destroy cgroup"
+JOIN_CGROUPS = "join cgroups"
+JOIN_NAMESPACES = "join namespaces"
+CREATE_USER_NAMESPACE = "create user namespace"
+LOAD_STATE = "load state"
+SAVE_STATE = "save state"
+
 
 class PyruncError(Exception):
-    """Base: ``cause`` is what went wrong, ``step`` where, ``container`` for whom."""
+    """Base: ``cause`` is what went wrong, ``step`` where, ``container`` for whom, ``errno`` the
+    system call's error number (0 when no system call failed)."""
 
     exit_code = 1
 
-    def __init__(self, cause: str, *, step: str | None = None, container: str | None = None):
+    def __init__(self, cause: str, *, step: str | None = None, container: str | None = None,
+                 errno: int = 0):
         super().__init__(cause)
         self.cause = cause
         self.step = step
         self.container = container
+        self.errno = errno
 
     def line(self) -> str:
         """The single line shown to the user: ``container ID: STEP: CAUSE``."""
@@ -32,6 +64,50 @@ class PyruncError(Exception):
 
     def __str__(self) -> str:
         return self.line()
+
+    def stamp(self, container: str | None, operation: str, *, nest: bool = False) -> None:
+        """Fill in what the entry point knows, once: the container when unset, and the
+        operation as the step, or in front of the step when ``nest`` (or the step is a stage's,
+        see ChildError), as in ``create: mount: ...``."""
+        if self.container is None:
+            self.container = container
+        if not self.step:
+            self.step = operation
+        elif nest and self.step != operation and not self.step.startswith(operation + ": "):
+            self.step = f"{operation}: {self.step}"
+
+
+class Boundary:
+    """``with Boundary(cid, CREATE):`` stamps every PyruncError leaving the block (see
+    ``PyruncError.stamp``); ``exit_code`` overrides the status the CLI exits with (exec's
+    setup failures exit 255, as runc's do). A class with __enter__/__exit__ rather than
+    contextlib: this sits on every command's path and contextlib is one more import."""
+
+    __slots__ = ("container", "operation", "nest", "exit_code")
+
+    def __init__(self, container: str | None, operation: str, *, nest: bool = False,
+                 exit_code: int | None = None):
+        self.container = container
+        self.operation = operation
+        self.nest = nest
+        self.exit_code = exit_code
+
+    def __enter__(self) -> Boundary:
+        return self
+
+    def __exit__(self, kind, error, _tb) -> bool:
+        if isinstance(error, PyruncError):
+            error.stamp(self.container, self.operation, nest=self.nest)
+            if self.exit_code is not None:
+                error.exit_code = self.exit_code
+        return False
+
+
+def from_os_error(e: OSError, what: str, *, step: str | None = None, cls: type | None = None,
+                  container: str | None = None) -> PyruncError:
+    """``what: strerror`` as a PyruncError (or ``cls``) keeping the errno."""
+    return (cls or PyruncError)(f"{what}: {e.strerror or e}", step=step, container=container,
+                                errno=e.errno or 0)
 
 
 class UsageError(PyruncError):
@@ -82,6 +158,11 @@ class InvalidID(ContainerError):
         super().__init__("invalid container ID format", step=step, container=None)
         self.bad_id = container
 
+    def stamp(self, container: str | None, operation: str, *, nest: bool = False) -> None:
+        """The bad id is never echoed as a container name (it may be a path)."""
+        if not self.step:
+            self.step = operation
+
 
 class WrongStatus(ContainerError):
     """The container is in a status where ``op`` is not allowed."""
@@ -92,12 +173,11 @@ class WrongStatus(ContainerError):
 
 
 class SyscallError(PyruncError):
-    """A system call failed; ``errno`` keeps the number for callers that branch on it."""
+    """A system call failed where the caller branches on which one (``errno``)."""
 
     def __init__(self, cause: str, errno: int = 0, *, step: str | None = None,
                  container: str | None = None):
-        super().__init__(cause, step=step, container=container)
-        self.errno = errno
+        super().__init__(cause, step=step, container=container, errno=errno)
 
 
 class CgroupError(PyruncError):
@@ -109,4 +189,10 @@ class HookError(PyruncError):
 
 
 class ChildError(PyruncError):
-    """A setup stage inside the container reported a failure over the sync channel."""
+    """A setup stage inside the container reported a failure over the sync channel.
+
+    Its step is the stage's own (an init step's name), so the entry point always puts the
+    operation in front of it: ``create: mount_filesystems: ...``."""
+
+    def stamp(self, container: str | None, operation: str, *, nest: bool = False) -> None:
+        super().stamp(container, operation, nest=True)

@@ -8,7 +8,6 @@ order listed.
 
 from __future__ import annotations
 
-from . import OCI_VERSION
 from .errors import HookError
 from .jsonout import dumps
 
@@ -57,6 +56,9 @@ def run_hook(hook: dict, phase: str, index: int, state: dict, default_env: dict 
     args = hook.get("args") or [path]
     env = hook_env(hook, default_env)
     timeout = hook.get("timeout")
+    if timeout is not None:
+        # Any integer >= 1 is valid (upstream schema); poll(2) waits at most 2**31-1 ms (24.8 days).
+        timeout = min(timeout, (1 << 31) // 1000 - 1)
     where = f"{phase} hook #{index} ({path})"
     data = dumps(state).encode()
     try:
@@ -101,19 +103,4 @@ def preload_for_hooks(hooks: dict | None) -> None:
     """Import what running hooks needs now, while the host's modules are still reachable."""
     if any((hooks or {}).get(phase) for phase in PHASES):
         import subprocess  # noqa: F401
-
-
-def oci_state(st: dict, status: str, pid: int | None = None) -> dict:
-    """The OCI state document (runtime.md "State") for hooks and `pyrunc state`."""
-    doc = {
-        "ociVersion": OCI_VERSION,  # the spec version the state document follows
-        "id": st["id"],
-        "status": status,
-        "pid": st.get("pid", 0) if pid is None else pid,
-        "bundle": st["bundle"],
-    }
-    if st.get("annotations"):
-        doc["annotations"] = st["annotations"]
-    return doc
-
 

@@ -9,7 +9,7 @@ project and the venv's site-packages on sys.path; then pyrunc's modules come
 from one precompiled bundle when `make` has built it (see pyrunc/bundle.py).
 It also turns the cyclic garbage collector off: the collections it would run
 while ~60 modules load cost ~1 ms a call, and a command that stays for the
-container's lifetime turns it back on (cli/common.py).
+container's lifetime turns it back on (foreground.py).
 
 The script goes to ``bin/pyrunc-launcher.py``. With a C compiler, ``bin/pyrunc``
 is ``launcher.c`` built for this venv: it starts the interpreter on that script

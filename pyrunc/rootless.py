@@ -46,11 +46,6 @@ def detect(mode: str = "auto") -> bool:
     return os.geteuid() != 0 or not in_initial_userns()
 
 
-def unprivileged() -> bool:
-    """Not root at all: id mappings need newuidmap/newgidmap, setgroups must be denied."""
-    return os.geteuid() != 0
-
-
 def state_root(default: str) -> str:
     """``$XDG_RUNTIME_DIR/pyrunc`` for a rootless caller that has one (runc's rule), else
     ``default``. Root inside a user namespace honours it unless $USER says root (a root shell
@@ -70,7 +65,7 @@ def _covered(value: int, mappings: list[dict]) -> bool:
                for m in mappings)
 
 
-def check_config(config: dict, cid: str) -> None:
+def check_config(config: dict) -> None:
     """What a rootless container needs beyond what root's does, refused before anything is made:
     its own user namespace (unless already root in one), and mappings that cover the ids the
     process runs as (else setresuid in the init fails with a bare EINVAL)."""
@@ -81,7 +76,7 @@ def check_config(config: dict, cid: str) -> None:
     if "user" not in nss:
         if os.geteuid() != 0:
             raise PyruncError('rootless containers need a user namespace (linux.namespaces has no '
-                              '"user"; see `pyrunc spec --rootless`)', step="validate", container=cid)
+                              '"user"; see `pyrunc spec --rootless`)', step="validate")
         return
     if any(ns.get("type") == "user" and ns.get("path") for ns in lin.get("namespaces") or []):
         return  # joined: its mappings are someone else's
@@ -93,7 +88,7 @@ def check_config(config: dict, cid: str) -> None:
         for value in values:
             if not _covered(int(value), mappings):
                 raise PyruncError(f"process.user.{key} {value} is not mapped by linux.{mkey} "
-                                  f"({_show(mappings)})", step="validate", container=cid)
+                                  f"({_show(mappings)})", step="validate")
 
 
 def _show(mappings: list[dict]) -> str:
@@ -102,10 +97,10 @@ def _show(mappings: list[dict]) -> str:
     return ", ".join(f"{m.get('containerID')}->{m.get('hostID')}+{m.get('size')}" for m in mappings)
 
 
-def check_rootfs(rootfs: str, cid: str) -> None:
+def check_rootfs(rootfs: str) -> None:
     """An unprivileged caller must be able to enter and list its rootfs: we mount from it."""
     if os.geteuid() != 0 and not os.access(rootfs, os.R_OK | os.X_OK):
         from .errors import PyruncError
 
         raise PyruncError(f"rootfs {rootfs} is not readable by uid {os.geteuid()}",
-                          step="validate", container=cid)
+                          step="validate")

@@ -56,12 +56,20 @@ def check(config: dict) -> None:
     io = process.get("ioPriority")
     if io and io.get("class") not in IO_CLASSES:
         raise PyruncError(f"process.ioPriority.class {io.get('class')!r} is not known", step="validate")
+    if io and not 0 <= io.get("priority", 0) <= 7:
+        # The schema takes any int32 (upstream's); the kernel's levels are 0..7 (runc 1.5.1:
+        # "invalid ioPriority.Priority: 8"). A missing priority is 0, as runc's.
+        raise PyruncError(f"process.ioPriority.priority {io['priority']} is outside 0 (highest)..7 (lowest)",
+                          step="validate")
     aff = process.get("execCPUAffinity") or {}
     for key in ("initial", "final"):
         if aff.get(key):
             parse_list(aff[key], f"execCPUAffinity.{key}")
     mp = lin.get("memoryPolicy")
     if mp:
+        if "mode" not in mp:
+            raise PyruncError("linux.memoryPolicy has no mode (runc: invalid memory policy mode \"\")",
+                              step="validate")
         if mp.get("mode") not in MPOL_MODES:
             raise PyruncError(f"linux.memoryPolicy.mode {mp.get('mode')!r} is not known", step="validate")
         for f in mp.get("flags") or []:
@@ -69,7 +77,9 @@ def check(config: dict) -> None:
                 raise PyruncError(f"linux.memoryPolicy.flags: unknown flag {f!r}", step="validate")
         parse_list(mp.get("nodes") or "", "memoryPolicy.nodes")
     pers = lin.get("personality")
-    if pers:
+    if pers is not None:
+        if "domain" not in pers:
+            raise PyruncError("linux.personality has no domain (runc: invalid personality domain)", step="validate")
         if pers.get("domain") not in PERSONALITY_DOMAINS:
             raise PyruncError(f"linux.personality.domain {pers.get('domain')!r} is not supported",
                               step="validate")

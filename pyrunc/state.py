@@ -15,8 +15,8 @@ import fcntl
 import marshal
 import os
 
-from . import proc
-from .errors import AlreadyExists, InvalidID, NotFound, PyruncError
+from . import OCI_VERSION, proc
+from .errors import CREATE, LOAD_STATE, SAVE_STATE, AlreadyExists, InvalidID, NotFound, PyruncError
 
 DEFAULT_ROOT = "/run/pyrunc"
 STATE_FILE = "state"
@@ -42,6 +42,88 @@ def check_id(cid: str) -> None:
         raise InvalidID(cid)
 
 
+class Record:
+    """What pyrunc remembers of one container, saved in its state directory.
+
+    A class with ``__slots__`` rather than a dict read by key in six modules (a typo was a
+    silent ``None``) and rather than a dataclass (``dataclasses`` imports ``re`` and ``inspect``,
+    more than everything else `pyrunc state` does). On disk it is still a marshal'd dict with
+    these names (``to_dict``/``from_dict``), so state written by an earlier pyrunc loads.
+    """
+
+    __slots__ = ("id", "oci_version", "bundle", "rootfs", "created", "owner", "annotations", "pid",
+                 "start_time", "cgroup", "hooks", "config", "systemd_cgroup", "rootfs_mount",
+                 "creating", "restored_from")
+
+    # attribute -> key on disk (the ones that differ)
+    _KEYS = {"oci_version": "ociVersion"}
+
+    def __init__(self, cid: str = "", *, bundle: str = "", rootfs: str = "", config: dict | None = None,
+                 pid: int = 0, start_time: int | None = None, cgroup: dict | None = None):
+        config = config or {}
+        self.id = cid
+        self.oci_version: str = config.get("ociVersion", "")
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = ""
+        self.owner = ""
+        self.annotations: dict = dict(config.get("annotations") or {})
+        self.pid = pid
+        self.start_time = start_time
+        self.cgroup = cgroup  # the cgroup manager's own record (cgroups.load_manager)
+        self.hooks: dict = config.get("hooks") or {}
+        self.config = config
+        self.systemd_cgroup = False
+        self.rootfs_mount: int | None = None  # the inherited rootfs mount (rootfs/inherited.py)
+        self.creating = False  # saved before the init exists: `delete --force` still finds it all
+        self.restored_from: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {self._KEYS.get(k, k): getattr(self, k) for k in self.__slots__}
+        if not self.creating:
+            del out["creating"]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Record:
+        r = cls()
+        for k in cls.__slots__:
+            key = cls._KEYS.get(k, k)
+            if key in d:
+                setattr(r, k, d[key])
+        r.pid = int(r.pid or 0)
+        r.annotations = r.annotations or {}
+        r.hooks = r.hooks or {}
+        r.config = r.config or {}
+        return r
+
+    def recovery(self) -> dict:
+        """The minimal record kept beside the state: enough for `delete --force` to kill and remove
+        everything should the state file be damaged."""
+        return {"pid": self.pid, "start_time": self.start_time, "cgroup": self.cgroup,
+                "rootfs": self.rootfs, "rootfs_mount": self.rootfs_mount}
+
+
+def oci_state(record: Record, status: str, *, pid: int | None = None, full: bool = False) -> dict:
+    """The OCI state document (runtime.md "State"), the one builder of it.
+
+    For hooks (and seccomp agents) in the spec's key order; ``full`` is what `pyrunc state` and
+    `list` print, runc's superset in runc's order (rootfs, created, owner). ``pid`` overrides the
+    record's (a hook run before the record knows it); a stopped container's pid is 0 (runc)."""
+    if pid is None:
+        pid = record.pid if status != "stopped" else 0
+    if full:
+        doc = {"ociVersion": OCI_VERSION, "id": record.id, "pid": pid, "status": status,
+               "bundle": record.bundle, "rootfs": record.rootfs, "created": record.created,
+               "owner": record.owner}
+    else:
+        doc = {"ociVersion": OCI_VERSION, "id": record.id, "status": status, "pid": pid,
+               "bundle": record.bundle}
+    if record.annotations:
+        doc["annotations"] = record.annotations
+    return doc
+
+
 class StateDir:
     """One container's directory under the root, with its lock held while in use."""
 
@@ -55,16 +137,16 @@ class StateDir:
     def fifo(self) -> str:
         return os.path.join(self.path, FIFO)
 
-    def reserve(self) -> None:
-        """Claim the id atomically: exactly one concurrent create wins the mkdir."""
+    def reserve(self, step: str = CREATE) -> None:
+        """Claim the id atomically: exactly one concurrent create (or restore) wins the mkdir."""
         try:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
-            raise AlreadyExists(self.id, step="create") from None
+            raise AlreadyExists(self.id, step=step) from None
         except OSError as e:  # an unwritable --root (or /run for a rootless caller without one)
-            raise PyruncError(f"state directory {e.filename}: {e.strerror}", step="create",
-                              container=self.id) from None
+            raise PyruncError(f"state directory {e.filename}: {e.strerror}", step=step,
+                              container=self.id, errno=e.errno or 0) from None
         os.chmod(self.path, 0o711)
         self.lock()
 
@@ -102,7 +184,7 @@ class StateDir:
     def exists(self) -> bool:
         return os.path.isdir(self.path)
 
-    def load(self) -> dict:
+    def load(self) -> Record:
         try:
             with open(os.path.join(self.path, STATE_FILE), "rb") as f:
                 data = f.read()
@@ -110,43 +192,49 @@ class StateDir:
             raise NotFound(self.id) from None
         except OSError as e:
             raise PyruncError(f"state file is unreadable ({e.strerror}); `delete --force` removes it",
-                              step="load state", container=self.id) from None
+                              step=LOAD_STATE, container=self.id, errno=e.errno or 0) from None
         try:
             st = marshal.loads(data)
             if not isinstance(st, dict) or "pid" not in st:
                 raise ValueError("missing fields")
+            return Record.from_dict(st)
         except (ValueError, EOFError, TypeError) as e:
             raise PyruncError(f"state file is corrupt ({e}); `delete --force` removes it",
-                              step="load state", container=self.id) from None
-        return st
+                              step=LOAD_STATE, container=self.id) from None
 
-    def save(self, st: dict) -> None:
+    def save(self, record: Record) -> None:
         """Write the record atomically: a temp file in the same directory, then rename.
 
-        A second, minimal record (pid, start time, cgroup) is kept beside it, so that a
-        damaged state file still leaves `delete --force` able to kill and remove everything.
+        A second, minimal record (``Record.recovery``) is kept beside it, so that a damaged
+        state file still leaves `delete --force` able to kill and remove everything.
         """
-        recover = {k: st.get(k) for k in ("pid", "start_time", "cgroup", "rootfs", "rootfs_mount")}
-        self._write(RECOVER_FILE, marshal.dumps(recover))
-        self._write(STATE_FILE, marshal.dumps(st))
+        try:
+            self._write(RECOVER_FILE, marshal.dumps(record.recovery()))
+            self._write(STATE_FILE, marshal.dumps(record.to_dict()))
+        except OSError as e:  # a full or read-only state filesystem, a quota
+            raise PyruncError(f"write state file in {self.path}: {e.strerror}", step=SAVE_STATE,
+                              container=self.id, errno=e.errno or 0) from None
 
     def _write(self, name: str, data: bytes) -> None:
         tmp = os.path.join(self.path, f".{name.lstrip('.')}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, data)
-        finally:
+        except OSError:
             os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
         os.rename(tmp, os.path.join(self.path, name))
 
-    def load_recovery(self) -> dict | None:
+    def load_recovery(self) -> Record | None:
         """The minimal record, or None if it is missing or unreadable too."""
         try:
             with open(os.path.join(self.path, RECOVER_FILE), "rb") as f:
                 rec = marshal.loads(f.read())
         except (OSError, ValueError, EOFError, TypeError):
             return None
-        return rec if isinstance(rec, dict) else None
+        return Record.from_dict(rec) if isinstance(rec, dict) else None
 
     def remove(self) -> None:
         """Delete the directory and everything in it (files only: we never create subdirs)."""
@@ -179,20 +267,20 @@ def list_ids(root: str) -> list[str]:
         return []
 
 
-def compute_status(sd: StateDir, st: dict) -> str:
+def compute_status(sd: StateDir, record: Record) -> str:
     """created / running / paused / stopped, from live facts only.
 
     stopped: the recorded init is gone, a zombie (its caller has not reaped it
     yet), or a different process now holds the pid (start time differs).
     paused: the cgroup is frozen. created: the exec fifo still exists.
     """
-    if not proc.pid_alive(st.get("pid", 0), st.get("start_time")):
+    if not proc.pid_alive(record.pid, record.start_time):
         return "stopped"
-    saved = st.get("cgroup")
+    saved = record.cgroup
     if saved:
         from .cgroups import frozen  # reads one file; the drivers stay unimported
 
-        if frozen(saved.get("driver", ""), saved.get("paths") or {}):
+        if frozen(saved):
             return "paused"
     if os.path.exists(sd.fifo):
         return "created"

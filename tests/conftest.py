@@ -20,7 +20,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# The team's shared data (oracles, upstream spec): beside the checkout; PYRUNC_SHARED overrides it
+# (a git worktree lives elsewhere). Tests that need it skip with a reason when it is absent.
+SHARED = Path(os.environ.get("PYRUNC_SHARED") or REPO.parent / "shared")
+# runc 1.5.1, the second oracle (issue 22): what current Docker/containerd/Kubernetes ship.
+RUNC15 = SHARED / "oracle" / "bin" / "runc-1.5.1"
 PYRUNC = str(REPO / ".venv" / "bin" / "pyrunc")
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -155,6 +159,27 @@ def runc(tmp_path):
     if not os.path.exists(RUNC):
         pytest.skip("runc is not installed")
     yield from _runtime(RUNC, tmp_path, "runc")
+
+
+@pytest.fixture
+def runc15(tmp_path):
+    """runc 1.5.1 from ../shared/oracle (skips with the reason where it is absent)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if not RUNC15.exists():
+        pytest.skip(f"runc 1.5.1 oracle not present ({RUNC15})")
+    yield from _runtime(str(RUNC15), tmp_path, "runc-1.5.1")
+
+
+@pytest.fixture(params=["pyrunc", "runc-1.5.1"])
+def runtime15(request, tmp_path):
+    """pyrunc and runc 1.5.1, for differential tests of behaviour runc changed after 1.1."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    binary = PYRUNC if request.param == "pyrunc" else str(RUNC15)
+    if not os.path.exists(binary):
+        pytest.skip(f"{request.param} not present ({binary})")
+    yield from _runtime(binary, tmp_path, request.param)
 
 
 @pytest.fixture(params=["pyrunc", "runc"])

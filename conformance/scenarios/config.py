@@ -356,6 +356,14 @@ def _(ctx: Ctx) -> None:
     ctx.check("idle" in out.lower(), f"io priority: {out!r}")
 
 
+@scenario("io-priority-class-only", f"{CFG}#linux-process", "MAY")
+def _(ctx: Ctx) -> None:
+    """ioPriority with only a class (IOPRIO_CLASS_IDLE, where a level means nothing) runs in that class."""
+    ctx.process["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
+    out = ctx.probe("ionice -p $$")
+    ctx.check("idle" in out.lower(), f"io priority: {out!r}")
+
+
 @scenario("exec-cpu-affinity-not-for-init", f"{CFG}#linux-process", "MAY")
 def _(ctx: Ctx) -> None:
     """execCPUAffinity is not applicable to the init process: the container still runs (on all CPUs)."""

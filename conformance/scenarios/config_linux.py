@@ -325,6 +325,24 @@ _rootfs_prop("slave", lambda o: "" if any(x.startswith("master:") for x in o)
              and not any(x.startswith("shared:") for x in o) else "not a slave")
 _rootfs_prop("private", lambda o: "" if not o else "not private")
 _rootfs_prop("unbindable", lambda o: "" if "unbindable" in o else "not unbindable")
+_rootfs_prop("rshared", lambda o: "" if any(x.startswith("shared:") for x in o) else "not shared")
+
+
+@scenario("rootfs-propagation-rshared-submounts", f"{CL}#rootfs-mount-propagation", "MUST")
+def _(ctx: Ctx) -> None:
+    """rootfsPropagation 'rshared' reaches the mounts below / too (/proc, /dev)."""
+    ctx.linux["rootfsPropagation"] = "rshared"
+    for point in ("/proc", "/dev"):
+        m = mount_at(ctx, point)[-1]
+        ctx.check(any(x.startswith("shared:") for x in m["optional"]), f"{point} is {m['optional']}, not shared")
+
+
+@scenario("rootfs-propagation-private-no-pivot-errors", f"{CL}#rootfs-mount-propagation", "MAY")
+def _(ctx: Ctx) -> None:
+    """rootfsPropagation [r]private with --no-pivot: an error (runc's rule: unsafe without pivot_root)."""
+    ctx.linux["rootfsPropagation"] = "rprivate"
+    ctx.expect_nothing_created(ctx.cmd("create", "--no-pivot", "c1"), "c1",
+                               "[r]private root propagation without pivot_root is refused")
 
 
 # -- masked and readonly paths -------------------------------------------------------------------------
@@ -364,6 +382,27 @@ for _m in ("/proc/acpi", "/proc/keys", "/proc/timer_list", "/proc/kcore", "/proc
         _masked(_m)
 _masked("/etc/secret-file", inside_rootfs=True)
 _masked("/srv/secret-dir/", inside_rootfs=True)
+
+
+@scenario("masked-dir-read-only", f"{CL}#masked-paths", "MAY")
+def _(ctx: Ctx) -> None:
+    """A masked directory cannot be written to either (nothing can be put where it hides)."""
+    (ctx.rootfs / "srv" / "hidden").mkdir(parents=True)
+    ctx.linux["maskedPaths"] = ["/srv/hidden"]
+    ctx.process["capabilities"] = {k: ["CAP_DAC_OVERRIDE"] for k in ("bounding", "effective", "permitted")}
+    out = ctx.probe("touch /srv/hidden/x 2>&1; mkdir /srv/hidden/d 2>&1; ls -A /srv/hidden | wc -l")
+    ctx.check("Read-only file system" in out and out.strip().endswith("0"), f"writable: {out!r}")
+
+
+@scenario("masked-dirs-share-one-tmpfs", f"{CL}#masked-paths", "MAY")
+def _(ctx: Ctx) -> None:
+    """Masked directories share one read-only tmpfs (runc 1.5: not one superblock per directory)."""
+    for d in ("a", "b", "c"):
+        (ctx.rootfs / "srv" / d).mkdir(parents=True)
+    ctx.linux["maskedPaths"] = ["/srv/a", "/srv/b", "/srv/c"]
+    out = ctx.probe("cat /proc/self/mountinfo")
+    devs = {line.split()[2] for line in out.splitlines() if line.split()[4] in ("/srv/a", "/srv/b", "/srv/c")}
+    ctx.check(len(devs) == 1, f"masked directories on {len(devs)} superblocks: {sorted(devs)}")
 
 
 @scenario("masked-nonexistent-ignored", f"{CL}#masked-paths", "MAY")

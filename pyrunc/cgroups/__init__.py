@@ -2,9 +2,14 @@
 
 ``create_manager`` is used once per container (at create time); its
 ``save()`` output goes into the state file and ``load_manager`` rebuilds the
-manager from it without looking at the system again, so later commands
-(kill, delete, state, pause) stay cheap and use the same paths even if the
-caller passes fewer flags than it did to ``create``.
+manager from it without looking at the system again (each driver's
+``from_record``), so later commands (kill, delete, state, pause) stay cheap and
+use the same paths even if the caller passes fewer flags than it did to
+``create``. Callers use the ``Manager`` interface (base.py) and never a
+driver's name; this package is the only place that knows the names.
+
+A new driver: a ``Manager`` subclass with its ``driver`` name and
+``from_record``, built by ``create_manager`` and listed in ``_driver``.
 
 Placement follows runc 1.1's cgroupfs driver:
 
@@ -18,45 +23,61 @@ Placement follows runc 1.1's cgroupfs driver:
 
 from __future__ import annotations
 
-from pyrunc.errors import CgroupError
+from pyrunc.errors import CREATE_CGROUP, CgroupError
 
 TYPE_CHECKING = False  # typing's own flag without importing typing on the hot path
 if TYPE_CHECKING:
     from pyrunc.cgroups.base import Manager
     from pyrunc.cgroups.detect import Layout
 
-__all__ = ["create_manager", "frozen", "load_manager"]
-
-# Where each driver keeps a container's freeze state: (paths key, file, value when frozen).
-# Here rather than in the drivers so `state`, `start` and `list` can tell "paused" without
-# importing any of them (five modules, ~1 ms a call).
-FREEZER = {
-    "v1": ("freezer", "freezer.state", "FROZEN"),
-    "hybrid": ("freezer", "freezer.state", "FROZEN"),  # the freezer is a v1 hierarchy there
-    "v2": ("unified", "cgroup.freeze", "1"),  # asked to freeze (a frozen parent is not our pause)
-    "systemd": ("unified", "cgroup.freeze", "1"),  # the unit's cgroup2 directory (cgroup v2 hosts)
-}
+__all__ = ["create_manager", "features", "frozen", "load_manager"]
 
 
-def frozen(driver: str, paths: dict[str, str]) -> bool:
-    """True when the container's own cgroup is frozen; False without a freezer or a cgroup."""
-    key, name, value = FREEZER.get(driver, ("", "", ""))
-    directory = paths.get(key)
-    if not directory:
+def frozen(saved: dict) -> bool:
+    """True when the container whose cgroup ``saved`` (``Manager.save()``) describes is frozen;
+    False without a freezer or a cgroup. Here, reading the one file the driver recorded, so that
+    `state`, `start` and `list` can tell "paused" without importing any driver (~1 ms a call)."""
+    point = saved.get("freezer") if "freezer" in saved else _legacy_freezer(saved)
+    if not point:
         return False
+    path, value = point
     try:
-        with open(directory + "/" + name, "rb") as f:
+        with open(path, "rb") as f:
             return f.read().strip() == value.encode()
     except OSError:
         return False
 
 
-def _drivers() -> dict[str, type[Manager]]:
-    from pyrunc.cgroups.hybrid import HybridManager
-    from pyrunc.cgroups.v1 import V1Manager
-    from pyrunc.cgroups.v2 import V2Manager
+def _legacy_freezer(saved: dict) -> list[str] | None:
+    """Where a record written before records named their freeze file (pyrunc 0.1 up to the
+    cgroup seam) keeps it: a container created then and paused still reads as paused."""
+    paths = saved.get("paths") or {}
+    if saved.get("driver") in ("v1", "hybrid") and paths.get("freezer"):
+        return [paths["freezer"] + "/freezer.state", "FROZEN"]
+    if saved.get("driver") in ("v2", "systemd") and paths.get("unified"):
+        return [paths["unified"] + "/cgroup.freeze", "1"]
+    return None
 
-    return {"v1": V1Manager, "v2": V2Manager, "hybrid": HybridManager}
+
+def _driver(name: str) -> type[Manager]:
+    """The class a saved record's ``driver`` names; only the one asked for is imported."""
+    if name == "v2":
+        from pyrunc.cgroups.v2 import V2Manager
+
+        return V2Manager
+    if name == "hybrid":
+        from pyrunc.cgroups.hybrid import HybridManager
+
+        return HybridManager
+    if name == "v1":
+        from pyrunc.cgroups.v1 import V1Manager
+
+        return V1Manager
+    if name == "systemd":
+        from pyrunc.cgroups.systemd import SystemdManager
+
+        return SystemdManager
+    raise KeyError(name)
 
 
 def _parent(path: str) -> str:
@@ -66,8 +87,10 @@ def _parent(path: str) -> str:
 
 
 def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False,
-                   rootless: bool = False, layout: Layout | None = None) -> Manager:
-    """Detect the cgroup layout and build a manager for ``container_id``.
+                   rootless: bool = False, resources: dict | None = None,
+                   layout: Layout | None = None) -> Manager:
+    """Detect the cgroup layout and build a manager for ``container_id``, which will be created
+    with ``resources`` (``linux.resources``) by a runtime that is ``rootless`` or not.
 
     ``layout`` lets tests inject a fake hierarchy (mount points in tmp dirs);
     normally it is detected from /proc/self/mountinfo and /proc/self/cgroup.
@@ -75,7 +98,8 @@ def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool
     if systemd:  # a transient unit instead of our own directories (cgroups/systemd.py)
         from pyrunc.cgroups.systemd import create_systemd_manager
 
-        return create_systemd_manager(cgroups_path, container_id, rootless=rootless, layout=layout)
+        return create_systemd_manager(cgroups_path, container_id, rootless=rootless, resources=resources,
+                                      layout=layout)
     from pyrunc.cgroups import detect
     from pyrunc.cgroups.base import clean_path, join
 
@@ -84,7 +108,7 @@ def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool
     inner = clean_path(cgroups_path) if cgroups_path else clean_path(container_id)
     if inner in ("", "/"):
         raise CgroupError(f"invalid cgroupsPath {cgroups_path!r}: it names a hierarchy root",
-                          step="create cgroup", container=container_id)
+                          step=CREATE_CGROUP, container=container_id)
     absolute = inner.startswith("/")
     paths: dict[str, str] = {}
     mountpoints: dict[str, str] = {}
@@ -99,25 +123,21 @@ def create_manager(cgroups_path: str | None, container_id: str, *, systemd: bool
             base = h.own if layout.mode == "hybrid" else _parent(h.own)
             paths["unified"] = join(h.mountpoint, base, inner)
         mountpoints["unified"] = h.mountpoint
-    cls = _drivers()[layout.mode]
-    manager = cls(container_id, paths, [], mountpoints)
-    manager.rootless = rootless
-    return manager
+    return _driver(layout.mode)(container_id, paths, mountpoints=mountpoints, rootless=rootless,
+                                resources=resources)
 
 
 def load_manager(saved: dict) -> Manager:
     """Rebuild a manager from ``Manager.save()`` output; no detection, no filesystem access."""
     try:
-        if saved["driver"] == "systemd":
-            from pyrunc.cgroups.systemd import SystemdManager
-
-            manager = SystemdManager(saved.get("id", ""), saved["paths"], [], saved.get("mountpoints") or {},
-                                     unit=saved["unit"], slice_=saved.get("slice", ""))
-            return manager
-        cls = _drivers()[saved["driver"]]
-        manager = cls(saved.get("id", ""), saved["paths"], saved.get("created") or [],
-                      saved.get("mountpoints") or {})
+        return _driver(saved["driver"]).from_record(saved)
     except (KeyError, TypeError) as e:
         raise CgroupError(f"saved cgroup state is unusable: {e!r}", step="load cgroup state") from e
-    manager.rootless = bool(saved.get("rootless"))
-    return manager
+
+
+def features() -> dict:
+    """The ``linux.cgroup`` entry of the features document: the drivers this pyrunc has (v1.py,
+    v2.py, hybrid.py, systemd.py), whatever this host mounts, as runc 1.5 announces them: a
+    caller asks what the runtime can do, and the host answers at create time. The user's own
+    systemd (rootless ``--systemd-cgroup``) is not supported yet."""
+    return {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}

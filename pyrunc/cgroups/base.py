@@ -1,9 +1,11 @@
-"""The ``Manager`` interface every cgroup driver implements, plus shared file helpers.
+"""The ``Manager`` interface every cgroup driver offers, the directory drivers' shared part
+(``FsManager``), and the control-file helpers.
 
-A manager owns one container's cgroup directories. It remembers which
-directories it created itself (parents included) so that ``destroy`` removes
-exactly those and never a directory someone else made; that list survives in
-the container state file through ``save()``/``load_manager()``.
+Callers hold a ``Manager`` and ask it what they need (processes, the freezer, statistics, the
+directory CRIU freezes through); none of them looks at which driver it is. ``FsManager`` owns
+one container's cgroup directories. It remembers which directories it created itself (parents
+included) so that ``destroy`` removes exactly those and never a directory someone else made;
+that list survives in the container state file through ``save()``/``from_record()``.
 
 Only ``os``, ``errno`` and ``time`` are imported: this module is on the hot path
 of ``pyrunc kill/delete/state``.
@@ -15,7 +17,7 @@ import errno
 import os
 import time
 
-from pyrunc.errors import CgroupError
+from pyrunc.errors import APPLY_CGROUP, CREATE_CGROUP, DESTROY_CGROUP, SET_RESOURCES, CgroupError
 
 # How long destroy() keeps retrying rmdir on EBUSY (tasks may still be exiting).
 RMDIR_RETRY_SECONDS = 2.0
@@ -58,17 +60,18 @@ def join(base: str, *rest: str) -> str:
     return out
 
 
-def write_file(directory: str, name: str, value: str, *, step: str = "set cgroup resources",
+def write_file(directory: str, name: str, value: str, *, step: str = SET_RESOURCES,
                container: str | None = None) -> None:
-    """Write one control file, turning errno into a message that names the file.
+    """Write one control file, turning errno into a message that names the file (and keeping
+    the errno: ESRCH for a pid that is gone, EACCES/EPERM for a hierarchy we may not write).
 
-    ``O_CREAT`` is harmless on cgroupfs (the kernel refuses to create files,
-    giving EACCES for a missing one) and lets unit tests run on plain tmp dirs.
+    The file is never created: the kernel makes every control file with its cgroup, so a
+    missing one means the controller is not there.
     """
     path = directory + "/" + name
     data = value.encode() if isinstance(value, str) else value
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         try:
             os.write(fd, data)
         finally:
@@ -78,7 +81,7 @@ def write_file(directory: str, name: str, value: str, *, step: str = "set cgroup
             cause = f"{path} does not exist (controller not available or not enabled)"
         else:
             cause = f"writing {value.strip()!r} to {path}: {e.strerror}"
-        raise CgroupError(cause, step=step, container=container) from e
+        raise CgroupError(cause, step=step, container=container, errno=e.errno or 0) from e
 
 
 def read_file(directory: str, name: str) -> str:
@@ -107,29 +110,218 @@ def procs_under(directory: str) -> list[int]:
 
 
 class Manager:
-    """One container's cgroups. Drivers subclass this; see ``__init__.create_manager``.
+    """One container's cgroup, as every caller sees it, whatever the driver.
+
+    ``create_manager`` builds one for a new container, given the ``resources`` the container is
+    created with and whether the runtime is ``rootless``; ``save()`` describes it for the state
+    record and ``load_manager`` rebuilds it from there through the driver's ``from_record``. A
+    driver implements the methods below; callers need no other name and never the driver's.
+    """
+
+    driver = ""  # the name in the saved record, which load_manager dispatches on
+
+    def __init__(self, container_id: str, *, rootless: bool = False, resources: dict | None = None):
+        self.container_id = container_id
+        # Rootless: hierarchies we may not write to are dropped instead of failing.
+        self.rootless = rootless
+        # linux.resources the container is created with (the systemd driver starts its unit with
+        # them as properties); set() writes them, as it writes an update's.
+        self.resources = resources
+
+    def _err(self, cause: str, step: str, errno: int = 0) -> CgroupError:
+        return CgroupError(cause, step=step, container=self.container_id, errno=errno)
+
+    # ----- persistence -------------------------------------------------------------------------
+    @classmethod
+    def from_record(cls, saved: dict) -> Manager:
+        """The manager ``save()`` described, without looking at the system (raises KeyError or
+        TypeError on a record that is not one of this driver's)."""
+        raise NotImplementedError
+
+    def save(self) -> dict:
+        """A marshal- and JSON-serialisable record: ``driver`` names the class ``from_record``
+        is called on, and ``freezer`` is ``[file, value]``: the container is paused when the
+        file reads ``value`` (``pyrunc.cgroups.frozen`` reads it without importing a driver)."""
+        raise NotImplementedError
+
+    def paths(self) -> dict[str, str]:
+        """controller -> absolute directory of the container's cgroup (empty: none we may use)."""
+        raise NotImplementedError
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    def create(self) -> None:
+        """Make the cgroup, or what the driver makes before there is a process."""
+        raise NotImplementedError
+
+    def birth_plan(self) -> tuple[list[str], str | None]:
+        """Where a new process can be placed without a cgroup.procs write (and its grace period):
+        the v1 directories it joins itself by writing "0" to their ``tasks`` (a single thread
+        moving itself takes no threadgroup lock), and the cgroup2 directory it is cloned into
+        (CLONE_INTO_CGROUP), if any. See process/stage1.py."""
+        raise NotImplementedError
+
+    def can_place_at_birth(self) -> bool:
+        """Can a new process be born in the cgroup (``birth_plan``) now?"""
+        return True
+
+    def apply(self, pid: int) -> None:
+        """Put ``pid`` into the container's cgroup. A pid that is gone raises a CgroupError whose
+        ``errno`` is ESRCH."""
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        """Is there a cgroup of this container's (so its processes may be signalled)?"""
+        raise NotImplementedError
+
+    def destroy(self) -> None:
+        """Remove the container's cgroup and what was made for it (idempotent)."""
+        raise NotImplementedError
+
+    # ----- what callers ask --------------------------------------------------------------------
+    def pids(self) -> list[int]:
+        """All pids in the container cgroup, sub-cgroups included."""
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        """Is the container's own cgroup frozen (paused)? False without a freezer."""
+        raise NotImplementedError
+
+    def set(self, resources: dict) -> None:
+        """Apply OCI ``linux.resources`` (validated before the first write)."""
+        raise NotImplementedError
+
+    def plan(self) -> dict:
+        """What creating this container's cgroup would do, found without changing anything
+        (``pyrunc plan``): ``driver``, ``paths`` (controller -> directory), ``mkdir`` (the
+        directories ``create`` makes), ``writes`` (``[file, value, step]`` in the order they are
+        made: create's own set-up, then ``set(self.resources)``), ``placement`` (how the init
+        gets in: ``how`` is "born" (``clone_into`` a cgroup2 directory, ``tasks`` files stage 1
+        writes "0" to), "moved" (``procs`` files written with its pid) or "unit"), and driver extras (a systemd unit and its properties, a device program).
+        Computed by the same code ``create``/``set`` run, on a fresh cgroup's defaults; raises
+        what they would raise for these resources."""
+        raise NotImplementedError
+
+    def signal_all(self, sig: int) -> None:
+        """Signal every process in the cgroup (``kill --all``)."""
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        """The ``data`` object of a runc ``{"type": "stats"}`` event (cgroups/stats.py)."""
+        raise NotImplementedError
+
+    def oom_watcher(self):
+        """A ``stats.OomWatcher`` on the container's memory cgroup; ``close()`` it when done."""
+        raise NotImplementedError
+
+    def freezer_cgroup(self) -> str | None:
+        """The directory CRIU freezes the container through (its ``freeze_cgroup``), if any."""
+        raise NotImplementedError
+
+    def sub_cgroups(self, subs: dict[str, str]) -> SubCgroups:
+        """Where `exec --cgroup` puts a process: existing sub-cgroups of the container's, by
+        controller (``{"pids": "sub"}``) or in every hierarchy (``{"": "sub"}``)."""
+        return sub_cgroups_of(self.container_id, self.paths(), subs, rootless=self.rootless)
+
+
+def sub_cgroups_of(container_id: str, paths: dict[str, str], subs: dict[str, str], *,
+                   rootless: bool = False) -> SubCgroups:
+    """The directories of ``subs`` below the container's cgroup ``paths`` (runc 1.5's rules):
+    a path is relative to the container's cgroup (a leading ``/`` too) and may not climb out of
+    it; a bare path (key "") means every hierarchy; on a cgroup v2 host, where one directory holds
+    every controller, a controller prefix picks nothing and only the path counts. Each directory
+    must exist: exec never makes cgroups."""
+    def below(base: str, sub: str) -> str:
+        rel = sub.strip("/")
+        if not rel or any(part == ".." for part in rel.split("/")):
+            raise CgroupError(f"bad sub cgroup path: {sub}", step=APPLY_CGROUP, container=container_id)
+        return base + "/" + rel
+
+    targets: dict[str, str] = {}
+    if set(paths) <= {"unified"}:  # cgroup v2: one hierarchy
+        wanted = set(subs.values())
+        if len(wanted) > 1:
+            raise CgroupError(f"--cgroup gives {len(wanted)} different sub-cgroups, and cgroup v2 "
+                              "has one hierarchy: " + ", ".join(sorted(wanted)), step=APPLY_CGROUP,
+                              container=container_id)
+        for key, base in paths.items():
+            targets[key] = below(base, wanted.pop() if wanted else "")
+    elif "" in subs:
+        targets = {key: below(base, subs[""]) for key, base in paths.items()}
+    else:
+        for ctrl, sub in subs.items():
+            if ctrl not in paths:
+                raise CgroupError(f"unknown controller {ctrl} in --cgroup (this container's: "
+                                  f"{', '.join(sorted(paths))})", step=APPLY_CGROUP,
+                                  container=container_id)
+            targets[ctrl] = below(paths[ctrl], sub)
+        # co-mounted controllers share a directory: the ones not named stay where they are
+        targets = {key: targets.get(key, base) for key, base in paths.items()}
+    for directory in sorted(set(targets.values()) - set(paths.values())):
+        if not os.path.isdir(directory):
+            raise CgroupError(f"sub-cgroup {directory} does not exist", step=APPLY_CGROUP,
+                              container=container_id, errno=errno.ENOENT)
+    return SubCgroups(container_id, targets, rootless=rootless)
+
+
+class SubCgroups:
+    """Existing cgroup directories a new process is placed in (`exec --cgroup`): the placement
+    half of a manager (``birth_plan``, ``apply``), nothing that makes or removes cgroups."""
+
+    def __init__(self, container_id: str, paths: dict[str, str], *, rootless: bool = False):
+        self.container_id = container_id
+        self._paths = paths
+        self.rootless = rootless
+
+    def can_place_at_birth(self) -> bool:
+        return True
+
+    def birth_plan(self) -> tuple[list[str], str | None]:
+        return sorted({d for key, d in self._paths.items() if key != "unified"}), self._paths.get("unified")
+
+    def apply(self, pid: int) -> None:
+        for directory in sorted(set(self._paths.values())):
+            try:
+                write_file(directory, "cgroup.procs", str(pid), step=APPLY_CGROUP,
+                           container=self.container_id)
+            except CgroupError as e:
+                if not (self.rootless and e.errno in (errno.EACCES, errno.EPERM)):
+                    raise
+
+
+class FsManager(Manager):
+    """The drivers that own their directories (v1, v2, hybrid): what they share.
 
     ``_paths`` maps a controller (v1 names such as ``memory`` or ``name=systemd``,
     ``unified`` for the cgroup2 hierarchy) to an absolute directory. ``_created``
     lists the directories this manager made, in creation order (parents first).
     """
 
-    driver = "base"
-
-    def __init__(self, container_id: str, paths: dict[str, str], created: list[str] | None = None,
-                 mountpoints: dict[str, str] | None = None):
-        self.container_id = container_id
+    def __init__(self, container_id: str, paths: dict[str, str], *, created: list[str] | None = None,
+                 mountpoints: dict[str, str] | None = None, rootless: bool = False,
+                 resources: dict | None = None):
+        super().__init__(container_id, rootless=rootless, resources=resources)
         self._paths = dict(paths)
         self._created = list(created or [])
         # controller -> hierarchy mount point; tells create() where mkdir may start.
         self._mountpoints = dict(mountpoints or {})
-        # Rootless: hierarchies we may not write to are dropped instead of failing.
-        self.rootless = False
         self._made = False  # create() ran on this instance
+        # plan(): file probes look at what a fresh cgroup would have, nothing is written.
+        self._planning = False
 
     # ----- persistence -------------------------------------------------------------------------
+    @classmethod
+    def from_record(cls, saved: dict) -> FsManager:
+        return cls(saved.get("id", ""), saved["paths"], created=saved.get("created") or [],
+                   mountpoints=saved.get("mountpoints") or {}, rootless=bool(saved.get("rootless")))
+
     def save(self) -> dict:
-        """JSON-serialisable description for the state file (see ``load_manager``)."""
+        point = self._freeze_point()
         return {
             "driver": self.driver,
             "id": self.container_id,
@@ -137,14 +329,11 @@ class Manager:
             "created": list(self._created),
             "mountpoints": dict(self._mountpoints),
             "rootless": self.rootless,
+            "freezer": [point[0] + "/" + point[1], point[2]] if point else None,
         }
 
     def paths(self) -> dict[str, str]:
-        """controller -> absolute directory of the container's cgroup."""
         return dict(self._paths)
-
-    def _err(self, cause: str, step: str) -> CgroupError:
-        return CgroupError(cause, step=step, container=self.container_id)
 
     # ----- lifecycle ---------------------------------------------------------------------------
     def _dirs(self) -> list[tuple[str, str]]:
@@ -170,9 +359,9 @@ class Manager:
         after itself.
         """
         if mountpoint and not (directory == mountpoint or directory.startswith(mountpoint.rstrip("/") + "/")):
-            raise self._err(f"cgroup path {directory} is outside its hierarchy {mountpoint}", "create cgroup")
+            raise self._err(f"cgroup path {directory} is outside its hierarchy {mountpoint}", CREATE_CGROUP)
         if mountpoint and not os.path.isdir(mountpoint):
-            raise self._err(f"cgroup hierarchy {mountpoint} is not mounted", "create cgroup")
+            raise self._err(f"cgroup hierarchy {mountpoint} is not mounted", CREATE_CGROUP)
         made: list[str] = []
         for _ in range(MKDIR_ATTEMPTS):
             try:
@@ -181,7 +370,7 @@ class Manager:
             except _ParentVanished:
                 continue
         raise self._err(f"mkdir {directory}: a parent cgroup kept being removed ({MKDIR_ATTEMPTS} attempts)",
-                        "create cgroup")
+                        CREATE_CGROUP)
 
     def _mkdir_walk(self, mountpoint: str, directory: str, made: list[str]) -> None:
         """One pass of ``_mkdirs``; raises _ParentVanished if a parent disappeared under us."""
@@ -197,9 +386,9 @@ class Manager:
             except FileNotFoundError as e:
                 if depth > 0 or not mountpoint:
                     raise _ParentVanished from e
-                raise self._err(f"mkdir {current}: {e.strerror}", "create cgroup") from e
+                raise self._err(f"mkdir {current}: {e.strerror}", CREATE_CGROUP, e.errno) from e
             except OSError as e:
-                raise self._err(f"mkdir {current}: {e.strerror}", "create cgroup") from e
+                raise self._err(f"mkdir {current}: {e.strerror}", CREATE_CGROUP, e.errno) from e
             made.append(current)
             if current not in self._created:
                 self._created.append(current)
@@ -214,33 +403,88 @@ class Manager:
         self._made = True
 
     def birth_plan(self) -> tuple[list[str], str | None]:
-        """Where a new process can be placed without a cgroup.procs write (and its grace period):
-        the v1 directories it joins itself by writing "0" to their ``tasks`` (a single thread
-        moving itself takes no threadgroup lock), and the cgroup2 directory it is cloned into
-        (CLONE_INTO_CGROUP), if any. See process/stage1.py."""
         v1 = sorted({d for key, d in self._paths.items() if key != "unified"})
         return v1, self._paths.get("unified")
 
-    def can_place_at_birth(self) -> bool:
-        """Can a new process be born in the cgroup (``birth_plan``)? Not while a systemd unit
-        that will own the cgroup does not exist yet (cgroups/systemd.py)."""
-        return True
+    # ----- planning (pyrunc plan) --------------------------------------------------------------
+    def plan(self) -> dict:
+        self._planning = True
+        try:
+            mkdir = [d for mountpoint, leaf in self._dirs() for d in _missing_dirs(mountpoint, leaf)]
+            writes = self._plan_create(mkdir)
+            writes += [[d + "/" + name, value, SET_RESOURCES]
+                       for d, name, value in self._resource_writes(self.resources or {})]
+            extra = self._plan_extra(self.resources or {})
+        finally:
+            self._planning = False
+        v1_dirs, cgroup2 = self.birth_plan()
+        if self.rootless:  # apply() then skips what we may not write, which birth cannot
+            placement = {"how": "moved", "procs": [d + "/cgroup.procs" for _, d in self._dirs()]}
+        else:
+            placement = {"how": "born", "clone_into": cgroup2, "tasks": [d + "/tasks" for d in v1_dirs]}
+        out = {"driver": self.driver, "paths": self.paths(), "mkdir": mkdir, "writes": writes,
+               "placement": placement}
+        out.update(extra)
+        return out
 
-    def apply(self, pid: int, resources: dict | None = None) -> None:
+    def _plan_create(self, new_dirs: list[str]) -> list[list[str]]:
+        """The writes ``create`` makes besides the mkdirs (a driver's controller set-up)."""
+        return []
+
+    def _resource_writes(self, resources: dict) -> list[tuple[str, str, str]]:
+        """``(directory, file, value)`` that ``set(resources)`` writes, in order."""
+        raise NotImplementedError
+
+    def _plan_extra(self, resources: dict) -> dict:
+        """What a driver does besides file writes (a device program), for ``plan``."""
+        return {}
+
+    def _existing(self, directory: str) -> str:
+        """``directory``, or while planning one still to be made, its nearest existing ancestor."""
+        d = directory
+        while self._planning and d and d != "/" and not os.path.isdir(d):
+            d = d.rsplit("/", 1)[0] or "/"
+        return d
+
+    def _probe(self, directory: str) -> str:
+        """Where to look for the control files ``directory`` has: itself, or while planning a
+        cgroup that does not exist yet, its nearest existing ancestor (a new cgroup gets the same
+        files), and below a hierarchy's root, which lacks most of them, any cgroup."""
+        if not self._planning or os.path.isdir(directory):
+            return directory
+        d = self._existing(directory)
+        if d in {mp.rstrip("/") for mp in self._mountpoints.values()}:
+            # A hierarchy's root lacks most control files (cgroup v2 root): any child has them.
+            try:
+                with os.scandir(d) as it:
+                    child = next((e.path for e in it if e.is_dir(follow_symlinks=False)), None)
+            except OSError:
+                child = None
+            return child or d
+        return d
+
+    def _fresh(self, directory: str) -> bool:
+        """Planning a cgroup that ``create`` has yet to make (its files hold the kernel's defaults)."""
+        return self._planning and not os.path.isdir(directory)
+
+    def apply(self, pid: int) -> None:
         """Move ``pid`` into the container cgroup of every hierarchy (creating it unless this
-        manager already did: a second round of mkdirs costs create ~1 ms). ``resources``, the
-        ones ``set`` will write next, matter only to the systemd driver's unit."""
+        manager already did: a second round of mkdirs costs create ~1 ms)."""
         if not self._made:
             self.create()
+        self.place(pid)
+
+    def place(self, pid: int) -> None:
+        """Move ``pid`` into the container's existing directories; nothing is made."""
         for _, d in self._dirs():
             try:
-                write_file(d, "cgroup.procs", str(pid), step="apply cgroup", container=self.container_id)
+                write_file(d, "cgroup.procs", str(pid), step=APPLY_CGROUP, container=self.container_id)
             except CgroupError as e:
                 self._drop_if_rootless(d, e)
 
     def _drop_if_rootless(self, directory: str, error: CgroupError) -> None:
         """Rootless runtimes skip hierarchies they lack permission for (as runc does)."""
-        if not (self.rootless and isinstance(error.__cause__, PermissionError)):
+        if not (self.rootless and error.errno in (errno.EACCES, errno.EPERM)):
             raise error
         self._paths = {k: v for k, v in self._paths.items() if v != directory}
 
@@ -266,8 +510,15 @@ class Manager:
             if err:
                 failures.append(err)
         if failures:
-            raise self._err("; ".join(failures), "destroy cgroup")
+            raise self._err("; ".join(failures), DESTROY_CGROUP)
         self._created = [d for d in self._created if os.path.isdir(d)]
+
+    def remove_own(self) -> None:
+        """Remove the container's own directories with every sub-cgroup in them, whoever made
+        them: a systemd unit's cgroup, which systemd made, once the unit is stopped."""
+        failures = [err for err in map(self._remove_tree, set(self._paths.values())) if err]
+        if failures:
+            raise self._err("; ".join(failures), DESTROY_CGROUP)
 
     def _remove_tree(self, top: str) -> str | None:
         """rmdir ``top`` after its sub-cgroups (children first); return an error text or None."""
@@ -310,7 +561,6 @@ class Manager:
     def _rmdir_retry(d: str) -> str | None:
         deadline = time.monotonic() + RMDIR_RETRY_SECONDS
         delay = 0.005
-        emptied = False
         while True:
             try:
                 os.rmdir(d)
@@ -318,12 +568,6 @@ class Manager:
             except FileNotFoundError:
                 return None
             except OSError as e:
-                if e.errno == errno.ENOTEMPTY and not emptied and not _has_subdirs(d):
-                    # Only plain directories (fake trees in tests) report ENOTEMPTY
-                    # for files; cgroupfs answers EBUSY. Empty it once and retry.
-                    _remove_files(d)
-                    emptied = True
-                    continue
                 if e.errno != errno.EBUSY or time.monotonic() >= deadline:
                     return f"rmdir {d}: {e.strerror}"
             time.sleep(delay)
@@ -338,20 +582,20 @@ class Manager:
         """The directory whose tree lists the container's processes."""
         raise NotImplementedError
 
-    def freeze(self) -> None:
-        raise NotImplementedError
-
-    def thaw(self) -> None:
+    def _freeze_point(self) -> tuple[str, str, str] | None:
+        """(directory, file, value when frozen) of the container's own freeze state; None without
+        a freezer. What save() records for ``pyrunc.cgroups.frozen`` and frozen() reads."""
         raise NotImplementedError
 
     def frozen(self) -> bool:
-        """Is the container's own cgroup frozen (paused)? See ``pyrunc.cgroups.FREEZER``."""
-        from pyrunc.cgroups import frozen
-
-        return frozen(self.driver, self._paths)
-
-    def set(self, resources: dict) -> None:
-        raise NotImplementedError
+        point = self._freeze_point()
+        if point is None:
+            return False
+        directory, name, value = point
+        try:
+            return read_file(directory, name) == value
+        except OSError:
+            return False
 
     def signal_all(self, sig: int) -> None:
         """Signal every process in the cgroup, runc 1.1 ``kill --all`` style.
@@ -377,9 +621,26 @@ class Manager:
             if not was_frozen or sig == 9:
                 self.thaw()
 
+    def freezer_cgroup(self) -> str | None:
+        """The cgroup2 directory when there is one (its cgroup.freeze needs no controller, so on
+        a hybrid host too), else the v1 freezer hierarchy's."""
+        return self._paths.get("unified") or self._paths.get("freezer")
+
+
+def _missing_dirs(mountpoint: str, directory: str) -> list[str]:
+    """The directories ``FsManager._mkdirs`` would make for ``directory`` (those missing now)."""
+    start = mountpoint.rstrip("/") if mountpoint else ""
+    rest = directory[len(start):].strip("/") if mountpoint else directory.strip("/")
+    out, current = [], start
+    for part in rest.split("/") if rest else []:
+        current = current + "/" + part
+        if not os.path.isdir(current):
+            out.append(current)
+    return out
+
 
 class _ParentVanished(Exception):
-    """A parent cgroup seen present was removed before the mkdir below it (see Manager._mkdirs)."""
+    """A parent cgroup seen present was removed before the mkdir below it (see FsManager._mkdirs)."""
 
 
 def _has_subdirs(d: str) -> bool:
@@ -389,16 +650,3 @@ def _has_subdirs(d: str) -> bool:
     except OSError:
         return False
 
-
-def _remove_files(d: str) -> None:
-    """Unlink regular files (only ever present in fake cgroup trees used by tests)."""
-    try:
-        with os.scandir(d) as it:
-            for e in it:
-                if not e.is_dir(follow_symlinks=False):
-                    try:
-                        os.unlink(e.path)
-                    except OSError:
-                        pass
-    except OSError:
-        pass

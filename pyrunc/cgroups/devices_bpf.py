@@ -42,7 +42,6 @@ BPF_DEVCG_DEV_CHAR = 2
 BPF_DEVCG_ACC_MKNOD = 1
 BPF_DEVCG_ACC_READ = 2
 BPF_DEVCG_ACC_WRITE = 4
-CGROUP2_SUPER_MAGIC = 0x63677270
 
 # Opcodes used by the assembler (class | op | source).
 _LDX_MEM_W = 0x61     # dst = *(u32 *)(src + off)
@@ -100,6 +99,15 @@ def effective_rules(entries: list[dict]) -> tuple[bool, list[Rule]]:
         if rule.resets:
             default, start = rule.allow, i + 1
     return default, rules[start:]
+
+
+def describe(rule: Rule) -> str:
+    """A rule in the devices.allow/deny words: ``allow c 1:3 rwm`` (``pyrunc plan``)."""
+    kind = {1: "b", 2: "c"}.get(rule.type, "a")
+    major = "*" if rule.major is None else str(rule.major)
+    minor = "*" if rule.minor is None else str(rule.minor)
+    access = "".join(ch for ch, bit in _ACCESS_BITS.items() if rule.access & bit)
+    return f"{'allow' if rule.allow else 'deny'} {kind} {major}:{minor} {''.join(sorted(access, key='rwm'.index))}"
 
 
 def _rule_block(rule: Rule) -> bytes:
@@ -170,22 +178,6 @@ def query_programs_at(cgroup_dir: str) -> list[int]:
         os.close(fd)
 
 
-def is_cgroup2(path: str) -> bool:
-    """True if ``path`` is a directory on a cgroup2 mount (fake trees in tests are not)."""
-    from pyrunc.linux.mount import fstatfs_type
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return fstatfs_type(fd) == CGROUP2_SUPER_MAGIC
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None) -> None:
     """Install the program for ``entries`` on ``cgroup_dir``, replacing the one(s) attached before.
 
@@ -198,7 +190,8 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
     try:
         cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
-        raise CgroupError(f"open {cgroup_dir}: {e.strerror}", step=STEP, container=container) from e
+        raise CgroupError(f"open {cgroup_dir}: {e.strerror}", step=STEP, container=container,
+                          errno=e.errno or 0) from e
     prog_fd = -1
     try:
         try:
@@ -207,7 +200,7 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
             bpf.prog_attach_device(cgroup_fd, prog_fd)
         except OSError as e:
             raise CgroupError(f"installing the eBPF device filter on {cgroup_dir}: {e.strerror}",
-                              step=STEP, container=container) from e
+                              step=STEP, container=container, errno=e.errno or 0) from e
         new_ids = set(query_programs(cgroup_fd)) - set(old)
         for prog_id in old:
             if prog_id in new_ids:
@@ -218,13 +211,14 @@ def apply(cgroup_dir: str, entries: list[dict], *, container: str | None = None)
                 if e.errno == errno.ENOENT:
                     continue  # detached and freed meanwhile
                 raise CgroupError(f"replacing the eBPF device filter on {cgroup_dir}: {e.strerror}",
-                                  step=STEP, container=container) from e
+                                  step=STEP, container=container, errno=e.errno or 0) from e
             try:
                 bpf.prog_detach_device(cgroup_fd, old_fd)
             except OSError as e:
                 if e.errno != errno.ENOENT:
                     raise CgroupError(f"detaching the old eBPF device filter from {cgroup_dir}: "
-                                      f"{e.strerror}", step=STEP, container=container) from e
+                                      f"{e.strerror}", step=STEP, container=container,
+                                      errno=e.errno or 0) from e
             finally:
                 os.close(old_fd)
     finally:

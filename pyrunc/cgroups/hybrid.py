@@ -13,9 +13,12 @@ the host already delegated it.
 
 from __future__ import annotations
 
+import os
+
 from pyrunc.cgroups.base import read_file
-from pyrunc.cgroups.v1 import STEP_SET, Op, V1Manager
+from pyrunc.cgroups.v1 import Op, V1Manager
 from pyrunc.cgroups.v2 import KEY
+from pyrunc.errors import SET_RESOURCES
 
 __all__ = ["HybridManager"]
 
@@ -30,9 +33,16 @@ class HybridManager(V1Manager):
         if not d:
             return set()
         try:
+            if self._fresh(d):
+                # Planning: a new cgroup gets what its parent enabled for its children (we enable
+                # nothing here), and a parent made with it enabled nothing.
+                parent = d.rsplit("/", 1)[0]
+                if not os.path.isdir(parent):
+                    return set()
+                return set(read_file(parent, "cgroup.subtree_control").split())
             return set(read_file(d, "cgroup.controllers").split())
-        except OSError:
-            return set()
+        except OSError as e:
+            raise self._err(f"reading the controllers of {d}: {e.strerror}", SET_RESOURCES, e.errno) from e
 
     def _hugetlb(self, limits: list) -> list[Op]:
         """Use the v1 hugetlb hierarchy if mounted, else the unified tree's hugetlb."""
@@ -42,7 +52,8 @@ class HybridManager(V1Manager):
 
         if "hugetlb" not in self._v2_available():
             raise self._err("linux.resources.hugepageLimits needs the hugetlb controller, which is "
-                            "neither a v1 hierarchy nor enabled for this cgroup in the unified tree", STEP_SET)
+                            "neither a v1 hierarchy nor enabled for this cgroup in the unified tree",
+                            SET_RESOURCES)
         return [(KEY, f"hugetlb.{res.check_page_size(e.get('pageSize'))}.max", str(int(e["limit"])))
                 for e in limits]
 
@@ -60,6 +71,6 @@ class HybridManager(V1Manager):
             ctrl = res.unified_key(key)
             if ctrl != "cgroup" and ctrl not in available:
                 raise self._err(f"linux.resources.unified.{key}: the {ctrl} controller is not available "
-                                "in the cgroup v2 (unified) hierarchy of this hybrid host", STEP_SET)
+                                "in the cgroup v2 (unified) hierarchy of this hybrid host", SET_RESOURCES)
             ops.append((KEY, key, str(value)))
         return ops

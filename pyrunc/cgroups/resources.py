@@ -2,8 +2,8 @@
 
 Nothing here touches the filesystem, so every rule can be unit-tested (and
 property-tested) on its own. Where cgroup v1 and v2 use different scales the
-conversion follows runc 1.1 (our behavioural oracle); where crun or newer runc
-differ, that is stated next to the formula.
+conversion follows runc 1.5.1 (the oracle since issue 22); where runc 1.1 differed,
+that is stated next to the formula.
 """
 
 from __future__ import annotations
@@ -18,26 +18,14 @@ IO_WEIGHT_MIN, IO_WEIGHT_MAX = 1, 10000
 
 
 def cpu_shares_to_weight(shares: int) -> int:
-    """v1 ``cpu.shares`` (2..262144) -> v2 ``cpu.weight`` (1..10000), linear as in runc 1.1.
+    """v1 ``cpu.shares`` (2..262144) -> v2 ``cpu.weight`` (1..10000), as runc 1.3.2+ and crun 1.23 do.
 
-    Formula: ``weight = 1 + ((shares - 2) * 9999) // 262142``; 0 means "not set"
-    and stays 0. It maps the two ends of the ranges onto each other, so the
-    v1 default 1024 becomes 39 (not v2's default 100) - that is what runc 1.1
-    and crun up to 1.22 write, and callers comparing with runc expect it.
-    ``cpu_shares_to_weight_log`` gives the newer mapping that keeps 1024 -> 100.
-    """
-    if shares == 0:
-        return 0
-    shares = min(max(shares, CPU_SHARES_MIN), CPU_SHARES_MAX)
-    return 1 + ((shares - 2) * 9999) // 262142
-
-
-def cpu_shares_to_weight_log(shares: int) -> int:
-    """The quadratic-in-log2 mapping adopted later by crun (1.23) and runc (1.3).
-
-    With ``l = log2(shares)``: ``weight = ceil(10 ** ((l*l + 125*l) / 612 - 7/34))``.
-    It passes through (2, 1), (1024, 100) and (262144, 10000), so the default
-    share count maps to the default weight. Not used by default (runc 1.1 parity).
+    With ``l = log2(shares)``: ``weight = ceil(10 ** ((l*l + 125*l) / 612 - 7/34))``, a quadratic in
+    log2 that passes through (2, 1), (1024, 100) and (262144, 10000), so the v1 default share count
+    becomes v2's default weight (runc 1.1's linear mapping gave 39 and starved every converted
+    container against native v2 ones). 0 means "not set" and stays 0. Measured in the v2 guest with
+    runc 1.5.1: 100 -> 17, 512 -> 59, 1024 -> 100, 2048 -> 174, 10000 -> 627
+    (tests/unit/test_cgroups_resources.py). ``cpu_shares_to_weight_linear`` keeps runc 1.1's formula.
     """
     import math  # only needed here; keeps the hot import path lean
 
@@ -49,6 +37,14 @@ def cpu_shares_to_weight_log(shares: int) -> int:
         return CPU_WEIGHT_MAX
     lg = math.log2(shares)
     return min(CPU_WEIGHT_MAX, math.ceil(10 ** ((lg * lg + 125 * lg) / 612.0 - 7.0 / 34.0)))
+
+
+def cpu_shares_to_weight_linear(shares: int) -> int:
+    """runc 1.1's linear mapping ``1 + ((shares - 2) * 9999) // 262142`` (1024 -> 39), for comparison."""
+    if shares == 0:
+        return 0
+    shares = min(max(shares, CPU_SHARES_MIN), CPU_SHARES_MAX)
+    return 1 + ((shares - 2) * 9999) // 262142
 
 
 def blkio_weight_to_io_weight(weight: int) -> int:
@@ -69,13 +65,16 @@ def memory_swap_to_v2(swap: int, limit: int) -> int:
     runc: unlimited memory with swap unset means "swap unlimited too" (-1);
     -1 stays "max"; 0 stays "not set". A swap limit needs a positive memory
     limit, and memory+swap below memory is impossible: both are errors.
-    Returns -1 for "max", 0 for "leave alone", else the byte count.
+    Returns -1 for "max", 0 for "leave alone", else the byte count. With unlimited memory a swap
+    value is swap alone (runc 1.2.1+: there is no memory limit to subtract).
     """
     if limit == -1 and swap == 0:
         return -1
     if swap in (-1, 0):
         return swap
-    if limit in (0, -1):
+    if limit == -1:
+        return swap
+    if limit == 0:
         raise CgroupError("unable to set a swap limit without a memory limit", step="set cgroup resources")
     if limit < 0:
         raise CgroupError(f"invalid memory limit: {limit}", step="set cgroup resources")
@@ -111,14 +110,17 @@ def cpu_max(quota: int | None, period: int | None) -> str | None:
 
 
 def pids_max(limit: int | None) -> str | None:
-    """``pids.max`` contents for an OCI ``pids.limit``.
+    """``pids.max`` contents for an OCI ``pids.limit``: ``None`` (absent) leaves the file alone.
 
-    runc 1.1 treats 0 as "not set" (Go zero value) and any negative value as
-    ``max``; we follow runc rather than the spec's newer note that 0 is a real
-    limit, because callers that send 0 mean "no limit".
+    Runtime-spec 1.3: 0 is a real limit. runc 1.4+ writes ``1`` for it, because systemd cannot
+    express ``TasksMax=0`` and both drivers must agree; for a container whose init is already
+    inside, 0 and 1 behave the same (no process can fork). Measured with runc 1.5.1 on v1 and v2.
+    Negative means ``max``. (runc 1.1 treated 0 as unset.)
     """
-    if not limit:
+    if limit is None:
         return None
+    if limit == 0:
+        return "1"
     return "max" if limit < 0 else str(limit)
 
 
@@ -264,6 +266,33 @@ DEFAULT_ALLOWED_DEVICES: tuple[dict, ...] = (
 
 # Sections of linux.resources that `update` merges key by key; the others are merged per entry.
 _MERGED_BY_KEY = ("memory", "cpu", "blockIO", "pids", "network", "unified", "rdma")
+# blockIO lists whose entries are per device: `update` merges them by major:minor (runc 1.3.3+).
+_PER_DEVICE = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
+               "throttleWriteIOPSDevice")
+
+
+def merge_devices(old: list, patch: list) -> list:
+    """Merge per-device blockIO entries by ``(major, minor)``: a patch entry updates the recorded
+    entry of its device (only the keys it names), a new device is appended, the rest stay.
+
+    runc 1.5.1 does the same on ``update -r`` (measured: create with 254:0, update with 253:0 keeps
+    both; a rate of 0 stays recorded and makes the kernel drop the device's line); runc 1.1 ignored
+    blockIO in ``update`` altogether.
+    """
+    import copy
+
+    merged = [dict(e) for e in old or [] if isinstance(e, dict)]
+    index = {(e.get("major"), e.get("minor")): i for i, e in enumerate(merged)}
+    for entry in patch or []:
+        if not isinstance(entry, dict):
+            continue
+        key = (entry.get("major"), entry.get("minor"))
+        if key in index:
+            merged[index[key]].update(copy.deepcopy(entry))
+        else:
+            index[key] = len(merged)
+            merged.append(copy.deepcopy(entry))
+    return merged
 
 
 def merge_resources(old: dict, patch: dict) -> tuple[dict, list[str]]:
@@ -271,8 +300,9 @@ def merge_resources(old: dict, patch: dict) -> tuple[dict, list[str]]:
 
     Object sections are merged key by key (a patch naming only ``memory.limit``
     keeps the recorded swap and reservation), ``null`` values are treated as
-    absent, and ``hugepageLimits`` entries replace the entry with the same
-    ``pageSize``. ``devices`` is not merged or touched: update never changes
+    absent, ``hugepageLimits`` entries replace the entry with the same
+    ``pageSize``, and the per-device blockIO lists are merged by major:minor
+    (``merge_devices``). ``devices`` is not merged or touched: update never changes
     device rules (see ``Container.update``). Neither input is modified.
     """
     import copy
@@ -284,7 +314,13 @@ def merge_resources(old: dict, patch: dict) -> tuple[dict, list[str]]:
             continue
         if key in _MERGED_BY_KEY and isinstance(value, dict):
             section = dict(merged.get(key) or {})
-            section.update({k: copy.deepcopy(v) for k, v in value.items() if v is not None})
+            for sub, v in value.items():
+                if v is None:
+                    continue
+                if key == "blockIO" and sub in _PER_DEVICE and isinstance(v, list):
+                    section[sub] = merge_devices(section.get(sub) or [], v)
+                else:
+                    section[sub] = copy.deepcopy(v)
             merged[key] = section
         elif key == "hugepageLimits" and isinstance(value, list):
             by_size = {e.get("pageSize"): e for e in merged.get(key) or [] if isinstance(e, dict)}

@@ -46,8 +46,8 @@ UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
 class SystemdBusError(CgroupError):
     """A D-Bus error reply from systemd; ``name`` is its D-Bus error name."""
 
-    def __init__(self, name: str, text: str, step: str):
-        super().__init__(f"systemd: {text} ({name})", step=step)
+    def __init__(self, name: str, text: str, step: str, container: str | None = None):
+        super().__init__(f"systemd: {text} ({name})", step=step, container=container)
         self.name = name
 
 
@@ -65,7 +65,7 @@ PEER = DBusAddress("/org/freedesktop/systemd1", bus_name="org.freedesktop.system
 WAKE_INTERVAL = 0.2
 
 
-def _wake_peer(conn: _PeerConnection, step: str) -> None:
+def _wake_peer(conn: _PeerConnection, step: str, container: str | None) -> None:
     """Ping systemd over a fresh private connection until it answers.
 
     systemd 252 (Debian 12) leaves a message that reaches it in the same read
@@ -85,10 +85,11 @@ def _wake_peer(conn: _PeerConnection, step: str) -> None:
             if time.monotonic() >= deadline:
                 conn.close()
                 raise CgroupError(f"systemd did not answer on {PRIVATE_SOCKET} within {CALL_TIMEOUT:.0f} s",
-                                  step=step) from None
+                                  step=step, container=container) from None
         except OSError as e:
             conn.close()
-            raise CgroupError(f"{PRIVATE_SOCKET}: {e}", step=step) from e
+            raise CgroupError(f"{PRIVATE_SOCKET}: {e}", step=step, container=container,
+                              errno=e.errno or 0) from e
 
 
 def _job_rule() -> MatchRule:
@@ -97,16 +98,18 @@ def _job_rule() -> MatchRule:
 
 
 class Systemd:
-    """One connection to systemd's manager object; ``close()`` when done."""
+    """One connection to systemd's manager object; ``close()`` when done. Every error it raises
+    names ``container``, for whom it talks to systemd."""
 
-    def __init__(self, step: str = "connect to systemd"):
-        self.conn = self._connect(step)
+    def __init__(self, step: str = "connect to systemd", *, container: str | None = None):
+        self.container = container
+        self.conn = self._connect(step, container)
         self._jobs: deque = deque()
         self._filter = self.conn.filter(_job_rule(), queue=self._jobs)
         self.call("Subscribe", "", (), step=step)
 
     @staticmethod
-    def _connect(step: str):
+    def _connect(step: str, container: str | None):
         errors = []
         try:
             conn = open_dbus_connection(bus="SYSTEM", auth_timeout=5.0)
@@ -127,9 +130,10 @@ class Systemd:
             except Exception as e:
                 errors.append(f"{PRIVATE_SOCKET}: {e}")
             else:
-                _wake_peer(conn, step)
+                _wake_peer(conn, step, container)
                 return conn
-        raise CgroupError("cannot reach systemd over D-Bus (" + "; ".join(errors) + ")", step=step)
+        raise CgroupError("cannot reach systemd over D-Bus (" + "; ".join(errors) + ")", step=step,
+                          container=container)
 
     def close(self) -> None:
         try:
@@ -145,13 +149,14 @@ class Systemd:
             reply = self.conn.send_and_get_reply(msg, timeout=CALL_TIMEOUT)
         except TimeoutError:
             raise CgroupError(f"systemd did not answer {method} within {CALL_TIMEOUT:.0f} s",
-                              step=step) from None
+                              step=step, container=self.container) from None
         except OSError as e:
-            raise CgroupError(f"D-Bus connection to systemd lost during {method}: {e}", step=step) from e
+            raise CgroupError(f"D-Bus connection to systemd lost during {method}: {e}", step=step,
+                              container=self.container, errno=e.errno or 0) from e
         if reply.header.message_type == MessageType.error:
             name = reply.header.fields.get(HeaderFields.error_name, "")
             text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else method + " failed"
-            raise SystemdBusError(name, text, step)
+            raise SystemdBusError(name, text, step, self.container)
         return reply.body
 
     def run_job(self, method: str, signature: str, body: tuple, *, step: str,
@@ -167,14 +172,14 @@ class Systemd:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CgroupError(f"timed out after {timeout:.0f} s waiting for systemd's job {job} "
-                                  f"({method} {body[0]})", step=step)
+                                  f"({method} {body[0]})", step=step, container=self.container)
             try:
                 self.conn.recv_messages(timeout=remaining)
             except TimeoutError:
                 continue
             except OSError as e:
                 raise CgroupError(f"D-Bus connection to systemd lost waiting for {job}: {e}",
-                                  step=step) from e
+                                  step=step, container=self.container, errno=e.errno or 0) from e
 
     def start_transient_unit(self, unit: str, properties: list, *, step: str) -> str:
         return self.run_job("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", properties, []),

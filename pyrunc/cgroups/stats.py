@@ -1,7 +1,8 @@
 """Resource statistics and OOM notifications of a container cgroup, in runc's ``events`` shapes.
 
-``collect(manager)`` reads the control files of a v1, v2 or hybrid manager and
-returns the ``data`` object of a runc ``{"type": "stats"}`` event. The shape is
+``v1_stats(paths)`` and ``v2_stats(directory)`` read the control files of a container's
+cgroup (the drivers' ``Manager.stats`` call the one that fits) and return the ``data`` object
+of a runc ``{"type": "stats"}`` event. The shape is
 that of runc 1.1's ``types.Stats`` as marshalled by Go: object-valued fields are
 always present (``"throttling": {}``), scalar and list fields tagged
 ``omitempty`` there are left out when zero or empty, so a consumer that decodes
@@ -23,7 +24,7 @@ from __future__ import annotations
 import os
 import select
 
-from pyrunc.cgroups.base import Manager, read_file
+from pyrunc.cgroups.base import read_file
 
 UINT64_MAX = (1 << 64) - 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -194,7 +195,8 @@ def _hugetlb_v2(d: str | None) -> dict:
     return out
 
 
-def _stats_v1(paths: dict[str, str]) -> dict:
+def v1_stats(paths: dict[str, str]) -> dict:
+    """A v1 (or hybrid) cgroup: controller -> directory."""
     acct = paths.get("cpuacct") or paths.get("cpu")
     usage: dict = {}
     _put(usage, "total", _int(acct, "cpuacct.usage"))
@@ -230,8 +232,9 @@ def _stats_v1(paths: dict[str, str]) -> dict:
     hugetlb = _hugetlb_v1(paths.get("hugetlb"))
     if not hugetlb and paths.get("unified"):
         hugetlb = _hugetlb_v2(paths.get("unified"))  # hybrid: hugetlb may live in the v2 tree
-    return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": _cpuset(paths.get("cpuset")),
-            "memory": memory, "pids": pids, "blkio": _blkio_v1(paths.get("blkio")), "hugetlb": hugetlb}
+    return _event_data({"cpu": {"usage": usage, "throttling": throttling},
+                        "cpuset": _cpuset(paths.get("cpuset")), "memory": memory, "pids": pids,
+                        "blkio": _blkio_v1(paths.get("blkio")), "hugetlb": hugetlb})
 
 
 def _io_v2(d: str) -> dict:
@@ -258,7 +261,8 @@ def _io_v2(d: str) -> dict:
     return out
 
 
-def _stats_v2(d: str) -> dict:
+def v2_stats(d: str) -> dict:
+    """A cgroup v2 directory."""
     cpu_stat = _flat_keyed(d, "cpu.stat")
     usage: dict = {}
     _put(usage, "total", cpu_stat.get("usage_usec", 0) * 1000)
@@ -289,14 +293,12 @@ def _stats_v2(d: str) -> dict:
     _put(pids, "current", _int(d, "pids.current"))
     plimit = _read(d, "pids.max")
     _put(pids, "limit", int(plimit) if plimit and plimit.isdigit() else 0)
-    return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": _cpuset(d), "memory": memory,
-            "pids": pids, "blkio": _io_v2(d), "hugetlb": _hugetlb_v2(d)}
+    return _event_data({"cpu": {"usage": usage, "throttling": throttling}, "cpuset": _cpuset(d),
+                        "memory": memory, "pids": pids, "blkio": _io_v2(d), "hugetlb": _hugetlb_v2(d)})
 
 
-def collect(manager: Manager) -> dict:
-    """The ``data`` object of a runc stats event for the container cgroup of ``manager``."""
-    paths = manager.paths()
-    data = _stats_v2(paths["unified"]) if manager.driver in ("v2", "systemd") else _stats_v1(paths)
+def _event_data(data: dict) -> dict:
+    """What runc's stats always carry besides the cgroup's: no RDT, no network interfaces."""
     data["intel_rdt"] = {}
     data["network_interfaces"] = None
     return data
@@ -308,24 +310,22 @@ class OomWatcher:
     v1: an eventfd registered with ``cgroup.event_control`` for ``memory.oom_control``
     (the kernel also signals it when the cgroup is removed). v2: ``memory.events``
     polled for POLLPRI, and the ``oom_kill`` counter compared with the last one seen.
-    Without a memory cgroup ``wait`` simply sleeps.
+    Without a memory cgroup ``wait`` simply sleeps. The drivers' ``Manager.oom_watcher`` pass
+    their cgroup2 directory as ``memory_events`` or their v1 memory cgroup as ``oom_control``.
     """
 
-    def __init__(self, manager: Manager):
+    def __init__(self, *, memory_events: str | None = None, oom_control: str | None = None):
         self._efd = -1
         self._events_fd = -1
-        self._v2_dir: str | None = None
         self._oom_kills = 0
-        paths = manager.paths()
-        if manager.driver in ("v2", "systemd"):
-            self._v2_dir = paths.get("unified")
+        if memory_events:
             try:
-                self._events_fd = os.open(f"{self._v2_dir}/memory.events", os.O_RDONLY | os.O_CLOEXEC)
+                self._events_fd = os.open(f"{memory_events}/memory.events", os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 self._events_fd = -1
             self._oom_kills = self._read_oom_kills()
-        elif paths.get("memory"):
-            self._register_v1(paths["memory"])
+        elif oom_control:
+            self._register_v1(oom_control)
 
     def _register_v1(self, d: str) -> None:
         try:

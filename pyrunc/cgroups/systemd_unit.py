@@ -161,9 +161,9 @@ def resource_properties(resources: dict, *, devices_file: str = "/proc/devices")
         props.append(("CPUQuotaPeriodUSec", ("t", period)))
     if quota or period:
         props.append(("CPUQuotaPerSecUSec", ("t", cpu_quota_per_sec(quota, period))))
-    pids = (resources.get("pids") or {}).get("limit") or 0
-    if pids > 0 or pids == -1:
-        props.append(("TasksMax", ("t", _limit(pids))))
+    tasks = res.pids_max((resources.get("pids") or {}).get("limit"))  # 0 is TasksMax=1, as runc 1.4+
+    if tasks is not None:
+        props.append(("TasksMax", ("t", _limit(-1 if tasks == "max" else int(tasks)))))
     if cpu.get("cpus"):
         props.append(("AllowedCPUs", ("ay", range_to_bits(cpu["cpus"], "cpuset cpus"))))
     if cpu.get("mems"):
@@ -185,7 +185,7 @@ def io_properties(bio: dict) -> list:
     names = {"rbps": "IOReadBandwidthMax", "wbps": "IOWriteBandwidthMax",
              "riops": "IOReadIOPSMax", "wiops": "IOWriteIOPSMax"}
     for key, _, io_key in res.THROTTLES:
-        entries = [(f"/dev/block/{res.device_numbers(e, key)}", int(e["rate"])) for e in bio.get(key) or []]
+        entries = [(f"/dev/block/{res.device_numbers(e, key)}", int(e.get("rate", 0))) for e in bio.get(key) or []]
         if entries:
             props.append((names[io_key], ("a(st)", entries)))
     return props

@@ -11,15 +11,14 @@ import os
 import time
 
 from pyrunc.cgroups import base
-from pyrunc.cgroups.base import Manager, read_file, write_file
-
-STEP_SET = "set cgroup resources"
+from pyrunc.cgroups.base import FsManager, read_file, write_file
+from pyrunc.errors import CREATE_CGROUP, SET_RESOURCES
 
 # A write planned by set(): (controller, file name, value).
 Op = tuple[str, str, str]
 
 
-class V1Manager(Manager):
+class V1Manager(FsManager):
     """Manager for hosts where every controller has its own v1 hierarchy."""
 
     driver = "v1"
@@ -45,18 +44,17 @@ class V1Manager(Manager):
                 continue
             current = parent + "/" + part
             for name in ("cpuset.cpus", "cpuset.mems"):
-                try:
-                    mine = read_file(current, name)
-                except FileNotFoundError:
-                    mine = ""
-                if not mine:
-                    try:
-                        inherited = read_file(parent, name)
-                    except FileNotFoundError:
-                        continue
+                if not self._read_cpuset(current, name):
+                    inherited = self._read_cpuset(parent, name)
                     if inherited:
-                        write_file(current, name, inherited, step="create cgroup", container=self.container_id)
+                        write_file(current, name, inherited, step=CREATE_CGROUP, container=self.container_id)
             parent = current
+
+    def _read_cpuset(self, directory: str, name: str) -> str:
+        try:
+            return read_file(directory, name)
+        except OSError as e:
+            raise self._err(f"reading {directory}/{name}: {e.strerror}", CREATE_CGROUP, e.errno) from e
 
     # ----- processes ---------------------------------------------------------------------------
     def _primary(self) -> str:
@@ -64,6 +62,20 @@ class V1Manager(Manager):
             if ctrl in self._paths:
                 return self._paths[ctrl]
         return next(iter(self._paths.values()), "")
+
+    def _freeze_point(self) -> tuple[str, str, str] | None:
+        d = self._paths.get("freezer")
+        return (d, "freezer.state", "FROZEN") if d else None
+
+    def stats(self) -> dict:
+        from pyrunc.cgroups.stats import v1_stats
+
+        return v1_stats(self._paths)
+
+    def oom_watcher(self):
+        from pyrunc.cgroups.stats import OomWatcher
+
+        return OomWatcher(oom_control=self._paths.get("memory"))
 
     def _freezer(self) -> str:
         d = self._paths.get("freezer")
@@ -106,6 +118,10 @@ class V1Manager(Manager):
     # ----- resources ---------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Apply OCI ``linux.resources``; everything is validated before the first write."""
+        self._run(self._ops(resources))
+
+    def _ops(self, resources: dict) -> list[Op]:
+        """The writes ``set`` makes, in order, validated (what ``plan`` shows too)."""
         from pyrunc.cgroups import resources as res
 
         res.check_keys(resources)
@@ -122,17 +138,55 @@ class V1Manager(Manager):
             ops.append(("devices", target, rule))
         ops += self._hugetlb(resources.get("hugepageLimits") or [])
         ops += self._unified(resources.get("unified") or {})
-        self._run(ops)
+        return ops
 
-    def _run(self, ops: list[Op]) -> None:
+    def _checked(self, ops: list[Op]) -> list[Op]:
+        """The ops this host can take: rootless drops, and a controller not mounted refused."""
         if self.rootless:
             ops = self._rootless_ops(ops)
         missing = sorted({ctrl for ctrl, _, _ in ops if ctrl not in self._paths})
         if missing:
             raise self._err("linux.resources needs the cgroup controller(s) " + ", ".join(missing)
-                            + ", which are not mounted on this host", STEP_SET)
-        for ctrl, name, value in ops:
-            write_file(self._paths[ctrl], name, value, step=STEP_SET, container=self.container_id)
+                            + ", which are not mounted on this host", SET_RESOURCES)
+        return ops
+
+    def _run(self, ops: list[Op]) -> None:
+        for ctrl, name, value in self._checked(ops):
+            write_file(self._paths[ctrl], name, value, step=SET_RESOURCES, container=self.container_id)
+
+    # ----- planning ----------------------------------------------------------------------------
+    def _resource_writes(self, resources: dict) -> list[tuple[str, str, str]]:
+        return [(self._paths[ctrl], name, value) for ctrl, name, value in self._checked(self._ops(resources))]
+
+    def _plan_create(self, new_dirs: list[str]) -> list[list[str]]:
+        """cpuset seeding, as ``_seed_cpuset`` does it: each level still empty gets its parent's
+        cpus and mems (a level ``create`` makes is empty)."""
+        cpuset = self._paths.get("cpuset")
+        mountpoint = (self._mountpoints.get("cpuset") or "").rstrip("/")
+        if not cpuset or not mountpoint:
+            return []
+        writes: list[list[str]] = []
+        seen: dict[tuple[str, str], str] = {}
+
+        def value(d: str, name: str) -> str:
+            if (d, name) not in seen:
+                try:
+                    seen[(d, name)] = "" if d in new_dirs else read_file(d, name)
+                except OSError:
+                    seen[(d, name)] = ""
+            return seen[(d, name)]
+
+        parent = mountpoint
+        for part in cpuset[len(mountpoint):].strip("/").split("/"):
+            if not part:
+                continue
+            current = parent + "/" + part
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not value(current, name) and value(parent, name):
+                    seen[(current, name)] = value(parent, name)
+                    writes.append([current + "/" + name, seen[(current, name)], CREATE_CGROUP])
+            parent = current
+        return writes
 
     def _rootless_ops(self, ops: list[Op]) -> list[Op]:
         """Rootless, a hierarchy we could not write to was dropped (``_drop_if_rootless``): the
@@ -143,12 +197,12 @@ class V1Manager(Manager):
         ops = [op for op in ops if op[0] != "devices" or "devices" in self._paths]
         missing = sorted({ctrl for ctrl, _, _ in ops if ctrl not in self._paths})
         if missing:
-            raise self._err(res.rootless_refusal(missing), STEP_SET)
+            raise self._err(res.rootless_refusal(missing), SET_RESOURCES)
         return ops
 
     def _has(self, ctrl: str, name: str) -> bool:
         d = self._paths.get(ctrl)
-        return bool(d) and os.path.exists(d + "/" + name)
+        return bool(d) and os.path.exists(self._probe(d) + "/" + name)
 
     def _memory(self, mem: dict) -> list[Op]:
         """memory.* writes; limit and memsw are ordered so the kernel never sees memsw < limit."""
@@ -165,7 +219,7 @@ class V1Manager(Manager):
             if not self._has("memory", "memory.memsw.limit_in_bytes") and "memory" in self._paths:
                 if swap != -1:
                     raise self._err("linux.resources.memory.swap is set but swap accounting is not "
-                                    "enabled in the kernel (no memory.memsw.limit_in_bytes)", STEP_SET)
+                                    "enabled in the kernel (no memory.memsw.limit_in_bytes)", SET_RESOURCES)
             else:
                 swap_op = ("memory", "memory.memsw.limit_in_bytes", res.v1_limit_str(swap))
         if limit_op and swap_op:
@@ -186,14 +240,18 @@ class V1Manager(Manager):
         if mem.get("swappiness") is not None:
             sw = mem["swappiness"]
             if not 0 <= sw <= 100:
-                raise self._err(f"invalid memory swappiness {sw} (must be 0..100)", STEP_SET)
+                raise self._err(f"invalid memory swappiness {sw} (must be 0..100)", SET_RESOURCES)
             ops.append(("memory", "memory.swappiness", str(sw)))
         if mem.get("disableOOMKiller"):
             ops.append(("memory", "memory.oom_control", "1"))
         return ops
 
     def _read_int(self, ctrl: str, name: str) -> int | None:
+        """A control file's current value; None when unreadable, and for a cgroup still to be made
+        (its defaults, unlimited, never change the order of the writes)."""
         try:
+            if self._fresh(self._paths[ctrl]):
+                return None
             return int(read_file(self._paths[ctrl], name))
         except (OSError, KeyError, ValueError):
             return None
@@ -253,7 +311,7 @@ class V1Manager(Manager):
                 ops.append(("blkio", "blkio.leaf_weight_device", f"{dev} {entry['leafWeight']}"))
         for key, v1_file, _ in res.THROTTLES:
             for entry in bio.get(key) or []:
-                ops.append(("blkio", v1_file, f"{res.device_numbers(entry, key)} {int(entry['rate'])}"))
+                ops.append(("blkio", v1_file, f"{res.device_numbers(entry, key)} {int(entry.get('rate', 0))}"))
         return ops
 
     def _network(self, net: dict) -> list[Op]:
@@ -279,5 +337,6 @@ class V1Manager(Manager):
 
     def _unified(self, unified: dict) -> list[Op]:
         if unified:
-            raise self._err("linux.resources.unified needs cgroup v2, but this host uses cgroup v1", STEP_SET)
+            raise self._err("linux.resources.unified needs cgroup v2, but this host uses cgroup v1",
+                            SET_RESOURCES)
         return []

@@ -8,18 +8,18 @@ the way down (runc's fs2 driver does the same). Values given in v1 units
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
 from pyrunc.cgroups import base
-from pyrunc.cgroups.base import Manager, read_file, write_file
-from pyrunc.errors import CgroupError
+from pyrunc.cgroups.base import FsManager, read_file, write_file
+from pyrunc.errors import CREATE_CGROUP, SET_RESOURCES, CgroupError
 
-STEP_SET = "set cgroup resources"
 KEY = "unified"
 
 
-class V2Manager(Manager):
+class V2Manager(FsManager):
     """Manager for a pure cgroup v2 host (also the unified part of a hybrid one)."""
 
     driver = "v2"
@@ -57,27 +57,34 @@ class V2Manager(Manager):
         try:
             available = read_file(directory, "cgroup.controllers").split()
             enabled = set(read_file(directory, "cgroup.subtree_control").split())
-        except OSError:
-            return
+        except OSError as e:
+            raise self._err(f"reading the controllers of {directory}: {e.strerror}", CREATE_CGROUP,
+                            e.errno) from e
         wanted = [c for c in available if c not in enabled]
         if not wanted:
             return
         try:
             write_file(directory, "cgroup.subtree_control", " ".join("+" + c for c in wanted),
-                       step="create cgroup", container=self.container_id)
+                       step=CREATE_CGROUP, container=self.container_id)
             return
         except CgroupError:
             pass  # fall back to one controller at a time
         for c in wanted:
             try:
                 write_file(directory, "cgroup.subtree_control", "+" + c,
-                           step="create cgroup", container=self.container_id)
+                           step=CREATE_CGROUP, container=self.container_id)
             except CgroupError:
                 continue
 
     # ----- processes ---------------------------------------------------------------------------
     def _primary(self) -> str:
         return self._dir
+
+    def _freeze_point(self) -> tuple[str, str, str] | None:
+        """Asked to freeze (cgroup.freeze), not frozen by the kernel: a frozen parent is not our
+        pause."""
+        d = self._paths.get(KEY)
+        return (d, "cgroup.freeze", "1") if d else None
 
     def freeze(self) -> None:
         """Write 1 to cgroup.freeze and wait until cgroup.events says ``frozen 1``."""
@@ -118,17 +125,46 @@ class V2Manager(Manager):
             return
         super().signal_all(sig)
 
+    def stats(self) -> dict:
+        from pyrunc.cgroups.stats import v2_stats
+
+        return v2_stats(self._dir)
+
+    def oom_watcher(self):
+        from pyrunc.cgroups.stats import OomWatcher
+
+        return OomWatcher(memory_events=self._paths.get(KEY))
+
     # ----- resources ---------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Apply OCI ``linux.resources`` (v1-style values converted); validated before writing."""
+        ops = self._ops(resources)
+        if ops is None:
+            return
+        for name, val in ops:
+            write_file(self._dir, name, val, step=SET_RESOURCES, container=self.container_id)
+        devices = resources.get("devices")
+        if devices is not None:
+            from pyrunc.cgroups import devices_bpf
+
+            try:
+                devices_bpf.apply(self._dir, devices, container=self.container_id)
+            except CgroupError as e:
+                # Rootless: no CAP_SYS_ADMIN for bpf(2); the cgroup is unfiltered, as with runc.
+                if not (self.rootless and e.errno in (errno.EPERM, errno.EACCES)):
+                    raise
+
+    def _ops(self, resources: dict) -> list[tuple[str, str]] | None:
+        """The file writes ``set`` makes, in order, all validated first (what ``plan`` shows too);
+        None for a rootless container without a cgroup, which may only ask for no limits."""
         from pyrunc.cgroups import resources as res
 
         res.check_keys(resources)
         if KEY not in self._paths:  # rootless without a cgroup: only "no limits" is possible
             wanted = [k for k, v in resources.items() if v and k != "devices"]
             if wanted:
-                raise self._err(res.rootless_refusal([], keys=wanted), STEP_SET)
-            return
+                raise self._err(res.rootless_refusal([], keys=wanted), SET_RESOURCES)
+            return None
         ops: list[tuple[str, str]] = []
         ops += self._memory(resources.get("memory") or {})
         ops += self._cpu(resources.get("cpu") or {})
@@ -139,13 +175,14 @@ class V2Manager(Manager):
         for entry in resources.get("hugepageLimits") or []:
             size = res.check_page_size(entry.get("pageSize"))
             ops.append((f"hugetlb.{size}.max", str(int(entry["limit"]))))
-            if os.path.exists(f"{self._dir}/hugetlb.{size}.rsvd.max"):
+            if os.path.exists(f"{self._probe(self._dir)}/hugetlb.{size}.rsvd.max"):
                 ops.append((f"hugetlb.{size}.rsvd.max", str(int(entry["limit"]))))
         for device, limits in (resources.get("rdma") or {}).items():
             ops.append(("rdma.max", res.rdma_line(device, limits or {})))
         net = resources.get("network") or {}
         if net.get("classID") is not None or net.get("priorities"):
-            raise self._err("linux.resources.network (net_cls/net_prio) has no cgroup v2 equivalent", STEP_SET)
+            raise self._err("linux.resources.network (net_cls/net_prio) has no cgroup v2 equivalent",
+                            SET_RESOURCES)
         # linux.resources.devices: v2 has no devices files; access is enforced by an eBPF
         # program attached to the cgroup (devices_bpf). Rules are checked here, before any
         # write, and the program is installed after the limits, as runc does.
@@ -158,28 +195,71 @@ class V2Manager(Manager):
             res.unified_key(key)
             ops.append((key, str(val)))
         self._check_controllers([name for name, _ in ops])
-        for name, val in ops:
-            write_file(self._dir, name, val, step=STEP_SET, container=self.container_id)
-        if devices is not None and devices_bpf.is_cgroup2(self._dir):
-            try:
-                devices_bpf.apply(self._dir, devices, container=self.container_id)
-            except CgroupError as e:
-                # Rootless: no CAP_SYS_ADMIN for bpf(2); the cgroup is unfiltered, as with runc.
-                if not (self.rootless and isinstance(e.__cause__, PermissionError)):
-                    raise
+        return ops
+
+    def _controllers(self, directory: str) -> set[str]:
+        """The controllers ``directory`` has (its cgroup.controllers); while planning one still to
+        be made, those of its nearest existing ancestor: ``create`` enables all of them on the way
+        down."""
+        return set(read_file(self._existing(directory), "cgroup.controllers").split())
 
     def _check_controllers(self, names: list[str]) -> None:
         """Fail clearly when a file belongs to a controller not enabled for this cgroup."""
         try:
-            available = set(read_file(self._dir, "cgroup.controllers").split())
-        except OSError:
-            return  # cannot tell (cgroup not created yet / fake tree): the write will say
+            available = self._controllers(self._dir)
+        except OSError as e:
+            raise self._err(f"reading the controllers of {self._dir}: {e.strerror}", SET_RESOURCES,
+                            e.errno) from e
         for name in names:
             ctrl = name.split(".", 1)[0]
             if ctrl != "cgroup" and ctrl not in available:
                 raise self._err(f"cannot write {name}: the {ctrl} controller is not available in "
                                 f"{self._dir} (cgroup.controllers: {' '.join(sorted(available)) or 'empty'})",
-                                STEP_SET)
+                                SET_RESOURCES)
+
+    # ----- planning ----------------------------------------------------------------------------
+    def _resource_writes(self, resources: dict) -> list[tuple[str, str, str]]:
+        return [(self._dir, name, value) for name, value in self._ops(resources) or []]
+
+    def _plan_extra(self, resources: dict) -> dict:
+        """The device program ``set`` attaches (cgroup v2 has no devices files)."""
+        devices = resources.get("devices")
+        if devices is None or KEY not in self._paths:
+            return {}
+        from pyrunc.cgroups import devices_bpf
+
+        default_allow, rules = devices_bpf.effective_rules(devices)
+        return {"device_program": {"attach": self._dir, "default": "allow" if default_allow else "deny",
+                                   "rules": [devices_bpf.describe(r) for r in rules]}}
+
+    def _plan_create(self, new_dirs: list[str]) -> list[list[str]]:
+        """The controllers ``create`` enables in each ancestor's cgroup.subtree_control."""
+        mountpoint = self._mountpoints.get(KEY, "").rstrip("/")
+        if not mountpoint or KEY not in self._paths:
+            return []
+        writes: list[list[str]] = []
+        parent, available = mountpoint, None
+        chain: list[str] = []
+        for part in self._dir[len(mountpoint):].strip("/").split("/")[:-1]:
+            chain.append(parent)
+            parent = parent + "/" + part
+        if self._dir != mountpoint:
+            chain.append(parent)
+        for d in chain:
+            try:
+                if d in new_dirs:
+                    have, enabled = list(available or ()), set()
+                else:
+                    have = read_file(d, "cgroup.controllers").split()
+                    enabled = set(read_file(d, "cgroup.subtree_control").split())
+            except OSError:
+                continue
+            wanted = [c for c in have if c not in enabled]
+            if wanted:
+                writes.append([d + "/cgroup.subtree_control", " ".join("+" + c for c in wanted),
+                               CREATE_CGROUP])
+            available = have
+        return writes
 
     def _memory(self, mem: dict) -> list[tuple[str, str]]:
         from pyrunc.cgroups import resources as res
@@ -187,13 +267,13 @@ class V2Manager(Manager):
         ops: list[tuple[str, str]] = []
         limit = mem.get("limit") or 0
         swap = res.memory_swap_to_v2(mem.get("swap") or 0, limit)
-        if limit > 0 and mem.get("checkBeforeUpdate"):
+        if limit > 0 and mem.get("checkBeforeUpdate") and not self._fresh(self._dir):
             try:
                 current = int(read_file(self._dir, "memory.current"))
             except (OSError, ValueError):
                 current = 0
             if limit < current:
-                raise self._err(f"memory limit {limit} is below current usage {current}", STEP_SET)
+                raise self._err(f"memory limit {limit} is below current usage {current}", SET_RESOURCES)
         # swap before memory.max, as runc does: a lower swap.max never conflicts.
         if swap:
             ops.append(("memory.swap.max", res.limit_str(swap)))
@@ -210,7 +290,7 @@ class V2Manager(Manager):
 
         if cpu.get("realtimePeriod") or cpu.get("realtimeRuntime"):
             raise self._err("realtime cpu settings (realtimePeriod/realtimeRuntime) are not supported "
-                            "on cgroup v2", STEP_SET)
+                            "on cgroup v2", SET_RESOURCES)
         ops: list[tuple[str, str]] = []
         if cpu.get("shares"):
             ops.append(("cpu.weight", str(res.cpu_shares_to_weight(cpu["shares"]))))
@@ -232,9 +312,9 @@ class V2Manager(Manager):
         from pyrunc.cgroups import resources as res
 
         if bio.get("leafWeight") or any(e.get("leafWeight") for e in bio.get("weightDevice") or []):
-            raise self._err("blockIO leafWeight is not supported on cgroup v2", STEP_SET)
+            raise self._err("blockIO leafWeight is not supported on cgroup v2", SET_RESOURCES)
         ops: list[tuple[str, str]] = []
-        bfq = os.path.exists(self._dir + "/io.bfq.weight")
+        bfq = os.path.exists(self._probe(self._dir) + "/io.bfq.weight")
         if bio.get("weight"):
             w = bio["weight"]
             ops.append(("io.bfq.weight", str(w)) if bfq
@@ -247,5 +327,5 @@ class V2Manager(Manager):
                            else ("io.weight", f"{dev} {res.blkio_weight_to_io_weight(w)}"))
         for key, _, io_key in res.THROTTLES:
             for entry in bio.get(key) or []:
-                ops.append(("io.max", f"{res.device_numbers(entry, key)} {io_key}={int(entry['rate'])}"))
+                ops.append(("io.max", f"{res.device_numbers(entry, key)} {io_key}={int(entry.get('rate', 0))}"))
         return ops

@@ -12,38 +12,42 @@ import sys
 
 from .. import OCI_VERSION, __version__
 from ..errors import ConfigError, PyruncError, UsageError
-from .args import Opt, parse
+from .args import HelpRequested, Opt, parse
 
 COMMANDS = {
-    "create": "create a container",
-    "start": "executes the user defined process in a created container",
-    "run": "create and run a container",
-    "state": "output the state of a container",
-    "kill": "kill sends the specified signal (default: SIGTERM) to the container's init process",
-    "delete": "delete any resources held by the container often used with detached container",
-    "list": "lists containers started by pyrunc with the given root",
-    "spec": "create a new specification file",
-    "exec": "execute new process inside the container",
-    "features": "show the enabled features",
-    "pause": "pause suspends all processes inside the container",
-    "resume": "resumes all processes that have been previously paused",
-    "ps": "ps displays the processes running inside a container",
-    "update": "update container resource constraints",
-    "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
-    "checkpoint": "checkpoint a running container",
-    "restore": "restore a container from a previous checkpoint",
+    "create": "set a container up from a bundle; its program waits for start",
+    "start": "run the program of a created container",
+    "run": "create and start a container, and wait for it unless detached",
+    "state": "print a container's state (JSON)",
+    "kill": "send a signal to a container's init (default SIGTERM)",
+    "delete": "remove a container and everything made for it",
+    "list": "list the containers under --root",
+    "spec": "write a starting config.json",
+    "exec": "run another process in a container",
+    "features": "print the features this pyrunc supports (JSON)",
+    "pause": "freeze every process of a container",
+    "resume": "thaw a paused container",
+    "ps": "list the processes of a container",
+    "update": "change a container's cgroup limits",
+    "events": "print a container's resource statistics and OOM events",
+    "checkpoint": "save a running container to images with CRIU",
+    "restore": "start a container again from CRIU images",
+    "plan": "show what create would do for a bundle on this host, doing none of it",
+    "check": "lint a bundle's config: errors, security posture, runc/spec portability",
 }
 
 GLOBAL = [
-    Opt("root", True, default=None),
-    Opt("log", True, default=None),
-    Opt("log-format", True, default="text"),
-    Opt("debug"),
-    Opt("systemd-cgroup"),
-    Opt("rootless", True, default="auto"),
-    Opt("criu", True, default=None),
-    Opt("version", short="v"),
-    Opt("help", short="h"),
+    Opt("root", True, default=None,
+        doc="directory for the containers' state (default: /run/pyrunc; rootless: $XDG_RUNTIME_DIR/pyrunc)"),
+    Opt("log", True, default=None, doc="write log messages to this file (default: stderr)"),
+    Opt("log-format", True, default="text", doc="text, or json (one object a line: level, msg, time)"),
+    Opt("debug", doc="log debug messages too, and the traceback of an error"),
+    Opt("systemd-cgroup", doc="make cgroups as systemd units; cgroupsPath is slice:prefix:name"),
+    Opt("rootless", True, default="auto",
+        doc="true, false, or auto: rootless when not root in the initial user namespace"),
+    Opt("criu", True, default=None, doc="the criu binary for checkpoint and restore (default: criu in PATH)"),
+    Opt("version", short="v", doc="print the version and exit"),
+    Opt("help", short="h", doc="show this help"),
 ]
 
 
@@ -65,25 +69,6 @@ class Globals:
         self.root = os.path.abspath(root) if root is not None else state.default_root()
         if self.root == "/":
             raise UsageError("option --root argument should not be set to /")
-
-
-def usage() -> str:
-    lines = [f"pyrunc {__version__}: an OCI runtime with runc's command line", "",
-             "usage: pyrunc [global options] command [command options] [arguments...]", "",
-             "commands:"]
-    lines += [f"   {name:<8} {text}" for name, text in COMMANDS.items()]
-    lines += ["", "global options:",
-              "   --root value        root directory for storage of container state (default: /run/pyrunc,\n"
-              "                       or $XDG_RUNTIME_DIR/pyrunc when rootless)",
-              "   --log value         set the log file to write pyrunc logs to (default: stderr)",
-              "   --log-format value  set the log format ('text' (default), or 'json')",
-              "   --debug             enable debug logging",
-              "   --systemd-cgroup    use systemd for cgroups (slice:prefix:name cgroupsPath)",
-              "   --rootless value    run rootless: skip cgroups we may not write to ('true', 'false', or 'auto')",
-              "   --criu value        path to the criu binary used for checkpoint and restore (default: criu in PATH)",
-              "   --version, -v       print the version",
-              "   --help, -h          show help"]
-    return "\n".join(lines) + "\n"
 
 
 def version() -> str:
@@ -119,9 +104,15 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(version())
             return 0
         if opts["help"] or not rest or rest[0] in ("help", "h"):
-            sys.stdout.write(usage())
-            return 0 if opts["help"] or rest else 1
-        command, cargs = rest[0], rest[1:]
+            topic = rest[1] if len(rest) > 1 and not opts["help"] else "help"
+            if topic in ("help", "h"):
+                from .help import main_help
+
+                sys.stdout.write(main_help(COMMANDS, GLOBAL))
+                return 0 if opts["help"] or rest else 1
+            command, cargs = topic, ["--help"]  # `help COMMAND`: the command's own --help
+        else:
+            command, cargs = rest[0], rest[1:]
         if command not in COMMANDS:
             raise UsageError(f"No help topic for '{command}'")
         cid = next((a for a in cargs if not a.startswith("-")), None)
@@ -135,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         __import__(f"{__name__}.{command}")
         mod = sys.modules[f"{__name__}.{command}"]
         return int(mod.run(cargs, glob) or 0)
+    except HelpRequested as h:  # `--help`/`-h` among a command's options: nothing else ran
+        from .help import command_help
+
+        sys.stdout.write(command_help(h.command, COMMANDS.get(h.command, ""), h.options))
+        return 0
     except ConfigError as e:
         for line in e.lines():  # exactly `config.json: POINTER: MESSAGE`, one per problem
             logger.error(line)

@@ -1,6 +1,6 @@
 """runc's command-line dialect, parsed without argparse.
 
-Rules callers depend on (docs callers.md R1): `--opt value` and `--opt=value`,
+Rules callers (containerd, podman, Docker) depend on: `--opt value` and `--opt=value`,
 runc's short aliases, bare booleans (also `--flag=true|false`), the Go-style
 single-dash long form (`-no-subreaper`), options in any order before the id,
 and for `exec`/`ps` everything after the first positional is payload.
@@ -12,22 +12,40 @@ from ..errors import UsageError
 
 
 class Opt:
-    """One option: long name (no dashes), takes a value?, short alias, repeatable?, default.
+    """One option: long name (no dashes), takes a value?, short alias, repeatable?, default, and
+    what it means (``doc``, shown by ``--help``).
 
+    The meaning sits with the option so that no flag can be parsed without being documented
+    (tests/unit/test_help.py walks every command); a constant string costs a normal run nothing.
     A plain class, not a dataclass: importing dataclasses costs ~30 ms, more than
     everything else `pyrunc state` does.
     """
 
-    __slots__ = ("name", "value", "short", "multi", "default", "dest")
+    __slots__ = ("name", "value", "short", "multi", "default", "dest", "doc")
 
     def __init__(self, name: str, value: bool = False, short: str | None = None, multi: bool = False,
-                 default: object = None):
+                 default: object = None, doc: str = ""):
         self.name = name
         self.value = value
         self.short = short
         self.multi = multi
         self.default = default
         self.dest = name.replace("-", "_")
+        self.doc = doc
+
+
+class HelpRequested(Exception):
+    """``--help``/``-h`` among a command's options: the CLI prints that command's help, exit 0.
+
+    Raised by `parse` only where an unknown flag would be an error, so a normal run never
+    checks for it, and it carries the very table the command parses with (cli/help.py
+    renders it). Not a PyruncError: asking for help is not a failure.
+    """
+
+    def __init__(self, command: str, options: list[Opt]):
+        super().__init__(command)
+        self.command = command
+        self.options = options
 
 
 class Parsed:
@@ -65,8 +83,11 @@ def parse(argv: list[str], options: list[Opt], *, stop_at_positional: bool = Fal
                 opt = by_name.get(name)
             else:
                 opt = by_short.get(name)
-            if opt is None and not tok.startswith("--") and len(name) == 1:
-                opt = None
+            if opt is None and name in ("help", "h"):
+                if not eq or inline.lower() not in FALSE:
+                    raise HelpRequested(command, options)
+                i += 1  # --help=false: asks for nothing
+                continue
             if opt is None:
                 raise UsageError(f"flag provided but not defined: {tok.split('=')[0]}", step=command)
             if opt.value:
@@ -105,12 +126,3 @@ def exactly(parsed: Parsed, n: int, command: str, usage: str) -> list[str]:
                          step=command)
     return parsed.args
 
-
-def help_text(command: str, what: str, options: list[Opt]) -> str:
-    """`pyrunc COMMAND --help`: the usage line and the options, runc's layout."""
-    lines = [f"NAME:\n   pyrunc {command} - {what}\n", f"USAGE:\n   pyrunc {command} [command options] <container-id>\n",
-             "OPTIONS:"]
-    for o in options:
-        flag = f"--{o.name}" + (f", -{o.short}" if o.short else "") + (" value" if o.value else "")
-        lines.append(f"   {flag}")
-    return "\n".join(lines) + "\n"

@@ -7,9 +7,11 @@ from ..errors import NotFound, PyruncError
 from ..state import check_id
 from .args import Opt, exactly, parse
 
+OPTIONS = [Opt("force", short="f", doc="also delete a running or paused container: SIGKILL its processes first")]
+
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("force", short="f")], command="delete")
+    p = parse(argv, OPTIONS, command="delete")
     (cid,) = exactly(p, 1, "delete", "[command options] <container-id>")
     force = p.opts["force"]
     check_id(cid)  # before any path is built from it: `delete -f ../x` must not reach outside
@@ -23,8 +25,6 @@ def run(argv: list[str], glob) -> int:
             raise
         delete_missing(glob.root, cid, True)  # a corrupt state file: --force clears it
         return 0
-    try:
+    with c:
         c.delete(force=force)
-    finally:
-        c.dir.unlock()
     return 0

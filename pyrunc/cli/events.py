@@ -21,6 +21,10 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 # While waiting for the next tick, check this often whether the container is still there.
 STATUS_POLL_SECONDS = 0.5
+OPTIONS = [
+    Opt("interval", True, default="5s", doc="how often to print statistics, a Go duration (500ms, 10s, 1m)"),
+    Opt("stats", doc="print the statistics once and exit"),
+]
 
 
 def parse_duration(text: str) -> float:
@@ -53,7 +57,7 @@ def _not_running(cid: str) -> PyruncError:
 
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("interval", True, default="5s"), Opt("stats")], command="events")
+    p = parse(argv, OPTIONS, command="events")
     (cid,) = exactly(p, 1, "events", "[command options] <container-id>")
     interval = parse_duration(p.opts["interval"])
     if interval <= 0:
@@ -64,15 +68,13 @@ def run(argv: list[str], glob) -> int:
     cg = c.cgroup
     if cg is None:
         raise PyruncError("container has no cgroup", step="events", container=cid)
-    from ..cgroups import stats
-
     if p.opts["stats"]:
-        _emit({"type": "stats", "id": cid, "data": stats.collect(cg)})
+        _emit({"type": "stats", "id": cid, "data": cg.stats()})
         return 0
-    from .common import stay_for_the_container
+    from ..foreground import stay_for_the_container
 
     stay_for_the_container()
-    watcher = stats.OomWatcher(cg)
+    watcher = cg.oom_watcher()
     try:
         next_tick = time.monotonic()
         while True:
@@ -80,7 +82,7 @@ def run(argv: list[str], glob) -> int:
                 return 0
             now = time.monotonic()
             if now >= next_tick:
-                _emit({"type": "stats", "id": cid, "data": stats.collect(cg)})
+                _emit({"type": "stats", "id": cid, "data": cg.stats()})
                 next_tick = now + interval
             for _ in range(watcher.wait(min(next_tick - time.monotonic(), STATUS_POLL_SECONDS))):
                 _emit({"type": "oom", "id": cid})

@@ -10,37 +10,35 @@ process's own (foreground) or 0 (--detach).
 from __future__ import annotations
 
 import marshal
-import os
 
 from ..container import Container
-from ..errors import ConfigError, PyruncError, UsageError, WrongStatus
+from ..errors import EXEC, Boundary, ConfigError, UsageError
+from ..options import ExecOptions
 from .args import Opt, parse
 
 EXEC_OPTS = [
-    Opt("console-socket", True, default=None),
-    Opt("pidfd-socket", True, default=None),
-    Opt("cwd", True, default=None),
-    Opt("env", True, "e", multi=True),
-    Opt("tty", short="t"),
-    Opt("user", True, "u", default=None),
-    Opt("additional-gids", True, "g", multi=True),
-    Opt("process", True, "p", default=None),
-    Opt("detach", short="d"),
-    Opt("pid-file", True, default=None),
-    Opt("process-label", True, default=None),
-    Opt("apparmor", True, default=None),
-    Opt("no-new-privs"),
-    Opt("cap", True, "c", multi=True),
-    Opt("preserve-fds", True, default="0"),
-    Opt("cgroup", True, multi=True),
-    Opt("ignore-paused"),
+    Opt("console-socket", True, default=None,
+        doc="AF_UNIX socket to send the terminal's master fd to (with --tty)"),
+    Opt("pidfd-socket", True, default=None,
+        doc="path to an AF_UNIX socket that receives a pidfd of the exec'd process"),
+    Opt("cwd", True, default=None, doc="working directory inside the container (default: the config's cwd)"),
+    Opt("env", True, "e", multi=True, doc="add VAR=value to the config's environment (repeatable)"),
+    Opt("tty", short="t", doc="give the process a new pseudo-terminal"),
+    Opt("user", True, "u", default=None, doc="run as UID[:GID], decimal ids (default: the config's user)"),
+    Opt("additional-gids", True, "g", multi=True, doc="an extra group id for the process (repeatable)"),
+    Opt("process", True, "p", default=None,
+        doc="a JSON file holding the whole process (runtime-spec process object); replaces the config's"),
+    Opt("detach", short="d", doc="start the process and return at once"),
+    Opt("pid-file", True, default=None, doc="write the process's host pid to this file (no newline)"),
+    Opt("process-label", True, default=None, doc="SELinux label for the process"),
+    Opt("apparmor", True, default=None, doc="AppArmor profile for the process"),
+    Opt("no-new-privs", doc="set no_new_privs for the process"),
+    Opt("cap", True, "c", multi=True,
+        doc="add a capability (CAP_...) to the bounding, effective and permitted sets (repeatable)"),
+    Opt("preserve-fds", True, default="0", doc="pass N more open fds after stdio to the process"),
+    Opt("cgroup", True, multi=True, doc="run the process in an existing sub-cgroup of the container: [CTRL[,CTRL]:]PATH, repeatable"),
+    Opt("ignore-paused", doc="allow exec into a paused container"),
 ]
-
-
-class ExecFailed(PyruncError):
-    """Any setup failure of exec: runc exits 255 for these."""
-
-    exit_code = 255
 
 
 def parse_user(text: str) -> tuple[int, int | None]:
@@ -112,25 +110,34 @@ def build_process(opts: dict, args: list[str], config: dict) -> dict:
                 have = caps.setdefault(which, [])
                 have.extend(c for c in opts["cap"] if c not in have)
             process["capabilities"] = caps
-    if not process.get("args"):
-        raise UsageError("args must not be empty", step="exec")
-    cwd = process.get("cwd")
-    if cwd is None or cwd == "":
-        raise UsageError("Cwd property must not be empty", step="exec")
-    if not cwd.startswith("/"):
-        raise UsageError("Cwd must be an absolute path", step="exec")
     if opts["apparmor"]:
         process["apparmorProfile"] = opts["apparmor"]
     if opts["process_label"]:
         process["selinuxLabel"] = opts["process_label"]
-    from .. import scheduling
-    from ..security import lsm
-
-    scheduling.check({"process": process})
-    lsm.check(process, {})
-    if opts["cgroup"]:
-        raise UsageError("--cgroup is not supported yet", step="exec")
     return process
+
+
+def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
+    """``--cgroup [CTRL[,CTRL...]:]PATH``, repeatable, as runc 1.5 reads it: a bare PATH (every
+    hierarchy) only alone, each controller named once; ``a:b:c`` is controller ``a``, path
+    ``b:c``; an empty argument is ignored. ``{"": PATH}`` or ``{CTRL: PATH, ...}``."""
+    subs: dict[str, str] = {}
+    given = [a for a in args if a]
+    for arg in given:
+        ctrls, sep, path = arg.partition(":")
+        if not sep:
+            if len(given) > 1:
+                raise UsageError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)",
+                                 step="exec")
+            return {"": arg}
+        if not ctrls:
+            raise UsageError(f"invalid --cgroup argument: {arg} (empty <controller> prefix)", step="exec")
+        for ctrl in ctrls.split(","):
+            if ctrl in subs:
+                raise UsageError(f"invalid --cgroup argument(s): controller {ctrl} specified multiple times",
+                                 step="exec")
+            subs[ctrl] = path
+    return subs
 
 
 def run(argv: list[str], glob) -> int:
@@ -147,57 +154,16 @@ def run(argv: list[str], glob) -> int:
         from ..process.passfds import claim
 
         claim(preserve, step="exec", container=cid, activation=False)  # before anything of ours is opened
-    pid_file = os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None
     c = Container.load(glob.root, cid, lock=False)
-    try:
-        return execute(c, opts, payload, preserve, pid_file)
-    except PyruncError as e:
-        raise ExecFailed(e.cause, step=f"exec: {e.step}" if e.step and e.step != "exec" else "exec",
-                         container=cid) from None
-
-
-def execute(c: Container, opts: dict, payload: list[str], preserve: int, pid_file: str | None) -> int:
-    status = c.status()
-    if status == "stopped":
-        raise WrongStatus("cannot exec in a stopped container", status=status, op="exec")
-    if status == "paused" and not opts["ignore_paused"]:
-        raise WrongStatus("cannot exec in a paused container (use --ignore-paused to override)",
-                          status=status, op="exec")
-    config = c.st.get("config") or {}
-    process = build_process(opts, payload, config)
-    terminal = bool(process.get("terminal"))
-    detach = opts["detach"]
-    if terminal and detach and not opts["console_socket"]:
-        raise UsageError("cannot allocate tty if pyrunc will detach without setting console socket")
-    if opts["console_socket"] and not terminal:
-        raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
-    sock = None
-    if opts["console_socket"]:
-        from ..console import connect_console_socket
-
-        sock = connect_console_socket(opts["console_socket"])
-    from ..process.tenant import spawn
-
-    try:
-        pid, master = spawn(c.id, c.pid, c.st.get("start_time"), config, process, c.cgroup,
-                            preserve_fds=preserve, console_sock=sock, subreaper=not detach)
-    finally:
-        if sock is not None:
-            sock.close()
-    if pid_file:
-        from ..state import write_pid_file
-
-        write_pid_file(pid_file, pid)
-    if detach:
+    with Boundary(cid, EXEC, nest=True, exit_code=255):
+        process = build_process(opts, payload, c.config)
+        sub_cgroups = parse_sub_cgroups(opts["cgroup"])
+    pid = c.exec(process, ExecOptions(console_socket=opts["console_socket"], pidfd_socket=opts["pidfd_socket"],
+                                      pid_file=opts["pid_file"],
+                                      detach=opts["detach"], preserve_fds=preserve,
+                                      ignore_paused=opts["ignore_paused"], sub_cgroups=sub_cgroups))
+    if opts["detach"]:
         return 0
-    from .common import stay_for_the_container
-    from .run import forward_signals, reap_nohang, wait_for
+    from ..foreground import attend
 
-    stay_for_the_container()
-    forward_signals(pid, tty=master is not None)
-    if master is not None:
-        from ..console import proxy
-
-        return proxy(master, pid, lambda: reap_nohang(pid))
-    return wait_for(pid)
-
+    return attend(pid, c.console_master)

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ..container import all_containers
 from ..errors import UsageError
 from .args import Opt, parse
 
-
-def owner_name(path: str) -> str:
-    try:
-        uid = os.stat(path).st_uid
-    except OSError:
-        return ""
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (KeyError, ImportError):
-        return f"#{uid}"
+OPTIONS = [
+    Opt("format", True, "f", default="table", doc="table, or json (an array of state documents)"),
+    Opt("quiet", short="q", doc="print only the container ids"),
+]
 
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("format", True, "f", default="table"), Opt("quiet", short="q")],
-              command="list")
+    p = parse(argv, OPTIONS, command="list")
     if p.args:
         raise UsageError('"list" requires exactly 0 arguments', step="list")
     containers = all_containers(glob.root)
@@ -35,7 +25,7 @@ def run(argv: list[str], glob) -> int:
     docs = []
     for c in containers:
         d = c.oci_state()
-        d["owner"] = owner_name(c.dir.path)
+        d["owner"] = c.owner()
         docs.append(d)
     fmt = p.opts["format"]
     if fmt == "json":

@@ -1,6 +1,6 @@
 """`pyrunc pause <id>`: freeze every process of the container (v1 freezer, v2 cgroup.freeze).
 
-Prints nothing on success (callers.md R2). The lock is held so a concurrent
+Prints nothing on success, as runc (stdout is data for callers). The lock is held so a concurrent
 delete or resume cannot interleave with the freeze.
 """
 
@@ -12,9 +12,6 @@ from .args import exactly, parse
 
 def run(argv: list[str], glob) -> int:
     (cid,) = exactly(parse(argv, [], command="pause"), 1, "pause", "<container-id>")
-    c = Container.load(glob.root, cid)
-    try:
+    with Container.load(glob.root, cid) as c:
         c.pause()
-    finally:
-        c.dir.unlock()
     return 0

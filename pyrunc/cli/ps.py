@@ -3,7 +3,7 @@
 json prints the host pids as a JSON array. table runs the host's ``ps`` with
 the given arguments (default ``-ef``) and keeps the header plus the lines whose
 PID column names a pid of the cgroup, which is how callers (podman top, ctr)
-expect it. Everything after the id belongs to ``ps`` (callers.md R1).
+expect it. Everything after the id belongs to ``ps``, as with runc.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from ..container import Container
 from ..errors import PyruncError, UsageError
 from .args import Opt, parse
 
-# Absolute fallbacks: podman may call us with an empty environment (callers.md R7).
+# Absolute fallbacks: podman may call us with an empty environment (no PATH).
 PS_CANDIDATES = ("/usr/bin/ps", "/bin/ps")
+OPTIONS = [Opt("format", True, "f", default="table",
+              doc="table (the host's ps output, filtered to the container), or json (an array of pids)")]
 
 
 def _ps_binary() -> str:
@@ -61,7 +63,7 @@ def filter_table(output: str, pids: set[int]) -> str:
 
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("format", True, "f", default="table")], stop_at_positional=True, command="ps")
+    p = parse(argv, OPTIONS, stop_at_positional=True, command="ps")
     if not p.args:
         raise UsageError('"ps" requires a minimum of 1 argument (usage: pyrunc ps [command options] '
                          '<container-id> [ps options])', step="ps")

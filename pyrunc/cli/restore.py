@@ -7,78 +7,59 @@ on, then remove the container.
 
 from __future__ import annotations
 
-import sys
-
-from ..container import Container, CreateOptions
-from ..errors import PyruncError
+from ..container import Container
+from ..errors import RESTORE, Boundary, PyruncError
+from ..options import CreateOptions
 from .args import Opt, exactly, parse
 
 OPTIONS = [
-    Opt("image-path", True, default=None),
-    Opt("work-path", True, default=None),
-    Opt("tcp-established"),
-    Opt("ext-unix-sk"),
-    Opt("shell-job"),
-    Opt("file-locks"),
-    Opt("manage-cgroups-mode", True, default=None),
-    Opt("bundle", True, "b", default="."),
-    Opt("detach", short="d"),
-    Opt("pid-file", True, default=None),
-    Opt("no-subreaper"),
-    Opt("no-pivot"),
-    Opt("empty-ns", True, multi=True),
-    Opt("auto-dedup"),
-    Opt("lazy-pages"),
-    Opt("console-socket", True, default=None),
-    Opt("lsm-profile", True, default=None),
-    Opt("lsm-mount-context", True, default=None),
-    Opt("help", short="h"),
+    Opt("image-path", True, default=None, doc="directory holding CRIU's image files (default: ./checkpoint)"),
+    Opt("work-path", True, default=None, doc="directory for CRIU's log and work files (default: the image path)"),
+    Opt("tcp-established", doc="restore established TCP connections (dumped with --tcp-established)"),
+    Opt("ext-unix-sk", doc="allow unix sockets connected to peers outside the container"),
+    Opt("shell-job", doc="allow a process attached to the caller's terminal or session"),
+    Opt("file-locks", doc="restore file locks"),
+    Opt("manage-cgroups-mode", True, default=None,
+        doc="how CRIU treats cgroups: soft, full, strict or ignore (default: CRIU's, soft)"),
+    Opt("bundle", True, "b", default=".", doc="the bundle directory: config.json and the root filesystem"),
+    Opt("detach", short="d", doc="leave the restored container running and return at once"),
+    Opt("pid-file", True, default=None, doc="write the restored init's host pid to this file (no newline)"),
+    Opt("no-subreaper", doc="accepted for runc's callers; a foreground restore is always a subreaper"),
+    Opt("no-pivot", doc="accepted for runc's callers; CRIU restores the mounts, so it changes nothing"),
+    Opt("empty-ns", True, multi=True, doc="a namespace that was left empty: only network (repeatable)"),
+    Opt("auto-dedup", doc="free the image pages as they are restored (deduplication)"),
+    Opt("lazy-pages", doc="restore memory pages lazily through userfaultfd: not supported, refused"),
+    Opt("console-socket", True, default=None,
+        doc="AF_UNIX socket to send the restored terminal's new master fd to"),
+    Opt("lsm-profile", True, default=None, doc="TYPE:NAME of an LSM profile for the restored process: not supported, refused"),
+    Opt("lsm-mount-context", True, default=None, doc="LSM mount context for the restored rootfs: not supported, refused"),
 ]
 
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, OPTIONS, command="restore")
-    if p.opts["help"]:  # podman asks `<runtime> checkpoint --help` whether C/R is supported
-        from .args import help_text
-
-        sys.stdout.write(help_text("restore", "restore a container from a previous checkpoint", OPTIONS))
-        return 0
+    p = parse(argv, OPTIONS, command="restore")  # `--help` too: podman asks before it restores
     (cid,) = exactly(p, 1, "restore", "[command options] <container-id>")
     from ..criu.common import CriuOptions
-    from ..criu.restore import restore
 
     o = p.opts
-    try:
+    with Boundary(cid, RESTORE):
         if o["lsm_profile"] or o["lsm_mount_context"]:
             raise PyruncError("--lsm-profile and --lsm-mount-context are not supported by pyrunc")
         copts = CriuOptions(**{k: o[k] for k in ("image_path", "work_path", "tcp_established",
                                                  "ext_unix_sk", "shell_job", "file_locks",
                                                  "manage_cgroups_mode", "empty_ns", "auto_dedup",
                                                  "lazy_pages")})
-    except PyruncError as e:
-        e.container, e.step = cid, "restore"
-        raise
     detach = o["detach"]
     opts = CreateOptions(bundle=o["bundle"], pid_file=o["pid_file"], console_socket=o["console_socket"],
                          no_pivot=o["no_pivot"], systemd_cgroup=glob.systemd_cgroup,
                          rootless=glob.rootless, subreaper=not detach and not o["no_subreaper"],
                          detach=detach)
-    if opts.subreaper:
-        from .. import linux
-
-        linux.set_child_subreaper()
-    record = restore(glob.root, cid, copts, opts, glob.criu)
+    c = Container.restore(glob.root, cid, copts, opts, glob.criu)
     if detach:
         return 0
-    from .common import stay_for_the_container
-    from .run import forward_signals, wait_for
+    from ..foreground import attend
 
-    stay_for_the_container()
-    forward_signals(record["pid"])
-    status = wait_for(record["pid"])
-    c = Container.load(glob.root, cid)
-    try:
+    status = attend(c.pid, None)
+    with c.locked():
         c.destroy()
-    finally:
-        c.dir.unlock()
     return status

@@ -1,4 +1,4 @@
-"""`pyrunc resume <id>`: thaw a paused container; silent on success (callers.md R2)."""
+"""`pyrunc resume <id>`: thaw a paused container; silent on success, as runc (stdout is data for callers)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from .args import exactly, parse
 
 def run(argv: list[str], glob) -> int:
     (cid,) = exactly(parse(argv, [], command="resume"), 1, "resume", "<container-id>")
-    c = Container.load(glob.root, cid)
-    try:
+    with Container.load(glob.root, cid) as c:
         c.resume()
-    finally:
-        c.dir.unlock()
     return 0

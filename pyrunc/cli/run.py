@@ -7,17 +7,16 @@ status can be reaped. Every signal we receive is forwarded to the init.
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: no enum import on the hot path
-import os
-
-from .. import proc
 from ..container import Container
 from ..errors import PyruncError
 from .args import Opt, exactly, parse
-from .common import CREATE_OPTS, create_options, stay_for_the_container
+from .common import CREATE_OPTS, create_options
 
-RUN_OPTS = CREATE_OPTS + [Opt("detach", short="d"), Opt("keep"), Opt("no-subreaper")]
-NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP}
+RUN_OPTS = CREATE_OPTS + [
+    Opt("detach", short="d", doc="start the container and return at once; its init is left to the caller"),
+    Opt("keep", doc="keep the stopped container after it exits (remove it with `delete`)"),
+    Opt("no-subreaper", doc="accepted for runc's callers; a foreground run is always a subreaper"),
+]
 
 
 def run(argv: list[str], glob) -> int:
@@ -29,74 +28,25 @@ def run(argv: list[str], glob) -> int:
     if detach:
         start_or_destroy(c)
         return 0
-    stay_for_the_container()
-    forward_signals(c.pid, tty=opts.console_master is not None)
-    start_or_destroy(c)
-    if opts.console_master is not None:
-        from ..console import proxy
+    from ..foreground import attend, forward_signals, stay_for_the_container
 
-        status = proxy(opts.console_master, c.pid, lambda: reap_nohang(c.pid))
-    else:
-        status = wait_for(c.pid)
+    stay_for_the_container()
+    forward_signals(c.pid, tty=c.console_master is not None)  # before start: no signal is lost
+    start_or_destroy(c)
+    status = attend(c.pid, c.console_master)
     if not p.opts["keep"]:
-        c.dir.lock()
-        try:
+        with c.locked():
             c.destroy()
-        finally:
-            c.dir.unlock()
     return status
 
 
 def start_or_destroy(c: Container) -> None:
-    c.dir.lock()
-    try:
-        c.start()
-    except PyruncError:
+    with c.locked():
         try:
-            c.delete(force=True)
+            c.start()
         except PyruncError:
-            pass
-        raise
-    finally:
-        c.dir.unlock()
-
-
-def forward_signals(pid: int, *, tty: bool = False) -> None:
-    """Every signal we get goes to the init (with a tty, SIGWINCH resizes the pty instead)."""
-    def forward(sig, _frame):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in range(1, signal.NSIG):
-        if sig in NOT_FORWARDED or (tty and sig == signal.SIGWINCH):
-            continue
-        try:
-            signal.signal(sig, forward)
-        except (OSError, ValueError, RuntimeError):
-            pass
-
-
-def reap_nohang(pid: int) -> int | None:
-    """Reap any exited children; the init's shell status once it has exited, else None."""
-    while True:
-        try:
-            got, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return None if proc.pid_alive(pid, None) else 0
-        if got == 0:
-            return None
-        if got == pid:
-            return proc.waitpid_status(status)
-
-
-def wait_for(pid: int) -> int:
-    """Reap children (we are their subreaper) until the init exits; return its shell status."""
-    while True:
-        try:
-            got, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 0 if not proc.pid_alive(pid, None) else 1
-        if got == pid:
-            return proc.waitpid_status(status)
+            try:
+                c.delete(force=True)
+            except PyruncError:
+                pass
+            raise

@@ -11,6 +11,11 @@ from .args import Opt, parse
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
+OPTIONS = [
+    Opt("bundle", True, "b", default=".", doc="the directory to write config.json into"),
+    Opt("rootless", doc="a config for a container run without root (user namespace, no cgroup limits)"),
+]
+
 
 def default_config(rootless: bool) -> dict:
     """A minimal, runnable config: busybox-style shell, the usual mounts, masked /proc paths."""
@@ -68,7 +73,7 @@ def default_config(rootless: bool) -> dict:
 
 
 def run(argv: list[str], glob) -> int:
-    p = parse(argv, [Opt("bundle", True, "b", default="."), Opt("rootless")], command="spec")
+    p = parse(argv, OPTIONS, command="spec")
     path = os.path.join(p.opts["bundle"], "config.json")
     if os.path.exists(path):
         raise PyruncError("File config.json exists. Remove it first", step="spec")

@@ -8,9 +8,6 @@ from .args import exactly, parse
 
 def run(argv: list[str], glob) -> int:
     (cid,) = exactly(parse(argv, [], command="start"), 1, "start", "<container-id>")
-    c = Container.load(glob.root, cid)
-    try:
+    with Container.load(glob.root, cid) as c:
         c.start()
-    finally:
-        c.dir.unlock()
     return 0

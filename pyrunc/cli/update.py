@@ -5,7 +5,7 @@ shaped, is authoritative and every other flag is ignored (runc's rule). Otherwis
 each flag sets one value. Memory sizes take docker/runc units (binary: ``512m`` is
 512 MiB, ``1g``, ``100k``, ``-1`` for unlimited). The new values are written to the
 cgroup and recorded in the container state, so a later ``update`` merges with them.
-Nothing is printed on success (callers.md R2).
+Nothing is printed on success: callers read stdout as data (runc prints nothing either).
 """
 
 from __future__ import annotations
@@ -18,31 +18,32 @@ from ..container import Container
 from ..errors import ConfigError, UsageError
 from .args import Opt, exactly, parse
 
-# flag -> (section, key, parser name); the order is runc's `update --help` order.
-FLAGS: dict[str, tuple[str, str, str]] = {
-    "blkio-weight": ("blockIO", "weight", "uint"),
-    "cpu-period": ("cpu", "period", "uint"),
-    "cpu-quota": ("cpu", "quota", "int"),
-    "cpu-share": ("cpu", "shares", "uint"),
-    "cpu-rt-period": ("cpu", "realtimePeriod", "uint"),
-    "cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"),
-    "cpu-burst": ("cpu", "burst", "uint"),
-    "cpu-idle": ("cpu", "idle", "int"),
-    "cpuset-cpus": ("cpu", "cpus", "str"),
-    "cpuset-mems": ("cpu", "mems", "str"),
-    "kernel-memory": ("memory", "kernel", "size"),
-    "kernel-memory-tcp": ("memory", "kernelTCP", "size"),
-    "memory": ("memory", "limit", "size"),
-    "memory-reservation": ("memory", "reservation", "size"),
-    "memory-swap": ("memory", "swap", "size"),
-    "pids-limit": ("pids", "limit", "int"),
+# flag -> (section, key, parser name, meaning); the order is runc's `update --help` order.
+FLAGS: dict[str, tuple[str, str, str, str]] = {
+    "blkio-weight": ("blockIO", "weight", "uint", "block IO weight, 10 to 1000"),
+    "cpu-period": ("cpu", "period", "uint", "CFS period in microseconds"),
+    "cpu-quota": ("cpu", "quota", "int", "CFS quota in microseconds per period (-1: no limit)"),
+    "cpu-share": ("cpu", "shares", "uint", "CPU shares, a weight relative to other cgroups"),
+    "cpu-rt-period": ("cpu", "realtimePeriod", "uint", "real-time period in microseconds"),
+    "cpu-rt-runtime": ("cpu", "realtimeRuntime", "int", "real-time runtime in microseconds per period"),
+    "cpu-burst": ("cpu", "burst", "uint", "CFS burst in microseconds: unused quota that may be spent later"),
+    "cpu-idle": ("cpu", "idle", "int", "1 makes the cgroup SCHED_IDLE, 0 the default policy"),
+    "cpuset-cpus": ("cpu", "cpus", "str", "CPUs the container may run on (0-3,7)"),
+    "cpuset-mems": ("cpu", "mems", "str", "memory nodes the container may use (0,1)"),
+    "kernel-memory": ("memory", "kernel", "size", "kernel memory limit, a size (cgroup v1 only)"),
+    "kernel-memory-tcp": ("memory", "kernelTCP", "size", "kernel TCP buffer limit, a size (cgroup v1 only)"),
+    "memory": ("memory", "limit", "size", "memory limit, a size (512m, 1g; -1: no limit)"),
+    "memory-reservation": ("memory", "reservation", "size", "memory soft limit, a size"),
+    "memory-swap": ("memory", "swap", "size", "memory plus swap limit, a size (-1: no limit)"),
+    "pids-limit": ("pids", "limit", "int", "maximum number of processes (-1: no limit)"),
 }
 # Intel RDT flags runc has; accepted by the parser so the error names the real problem.
 RDT_FLAGS = ("l3-cache-schema", "mem-bw-schema")
 
-OPTIONS = ([Opt("resources", True, "r", default=None)]
-           + [Opt(name, True, default=None) for name in FLAGS]
-           + [Opt(name, True, default=None) for name in RDT_FLAGS])
+OPTIONS = ([Opt("resources", True, "r", default=None,
+                doc="a JSON file (- for stdin) of linux.resources to apply; all other flags are then ignored")]
+           + [Opt(name, True, default=None, doc=flag[3]) for name, flag in FLAGS.items()]
+           + [Opt(name, True, default=None, doc="Intel RDT schema: not supported, refused") for name in RDT_FLAGS])
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtpb]?)(?:i?b)?$", re.IGNORECASE)
@@ -82,7 +83,7 @@ def _parse_int(text: str, flag: str, unsigned: bool) -> int:
 def patch_from_flags(opts: dict) -> dict:
     """Build the OCI-shaped patch from the individual flags (only the ones given)."""
     patch: dict = {}
-    for flag, (section, key, kind) in FLAGS.items():
+    for flag, (section, key, kind, _) in FLAGS.items():
         raw = opts.get(flag.replace("-", "_"))
         if raw is None:
             continue
@@ -154,9 +155,6 @@ def run(argv: list[str], glob) -> int:
                 raise UsageError(f"--{flag}: Intel RDT is not supported by pyrunc", step="update")
         patch = patch_from_flags(p.opts)
         check_patch(patch)
-    c = Container.load(glob.root, cid)
-    try:
+    with Container.load(glob.root, cid) as c:
         c.update(patch)
-    finally:
-        c.dir.unlock()
     return 0

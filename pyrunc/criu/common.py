@@ -21,24 +21,39 @@ RUNC_CRIU_CONFIG = "/etc/criu/runc.conf"  # runc's default per-runtime CRIU conf
 
 
 class CriuOptions:
-    """The command line of checkpoint/restore, runc's names."""
+    """The command line of checkpoint/restore, runc's names. Keyword-only with ``__slots__``: a
+    misspelt option is a TypeError here, never a silently ignored setting."""
 
-    def __init__(self, **kw):
-        self.image_path: str = os.path.abspath(kw.get("image_path") or os.path.join(os.getcwd(), "checkpoint"))
-        self.work_path: str | None = os.path.abspath(kw["work_path"]) if kw.get("work_path") else None
-        self.parent_path: str | None = kw.get("parent_path") or None
-        self.leave_running: bool = bool(kw.get("leave_running"))
-        self.tcp_established: bool = bool(kw.get("tcp_established"))
-        self.ext_unix_sk: bool = bool(kw.get("ext_unix_sk"))
-        self.shell_job: bool = bool(kw.get("shell_job"))
-        self.lazy_pages: bool = bool(kw.get("lazy_pages"))
-        self.status_fd: int = int(kw.get("status_fd", -1))
-        self.page_server: str = kw.get("page_server") or ""
-        self.file_locks: bool = bool(kw.get("file_locks"))
-        self.pre_dump: bool = bool(kw.get("pre_dump"))
-        self.manage_cgroups_mode: str = kw.get("manage_cgroups_mode") or ""
-        self.empty_ns: list[str] = list(kw.get("empty_ns") or [])
-        self.auto_dedup: bool = bool(kw.get("auto_dedup"))
+    __slots__ = ("image_path", "work_path", "parent_path", "leave_running", "tcp_established",
+                 "ext_unix_sk", "shell_job", "lazy_pages", "status_fd", "page_server", "file_locks",
+                 "pre_dump", "manage_cgroups_mode", "empty_ns", "auto_dedup", "tcp_skip_in_flight",
+                 "link_remap")
+
+    def __init__(self, *, image_path: str | None = None, work_path: str | None = None,
+                 parent_path: str | None = None, leave_running: bool = False,
+                 tcp_established: bool = False, ext_unix_sk: bool = False, shell_job: bool = False,
+                 lazy_pages: bool = False, status_fd: int = -1, page_server: str | None = None,
+                 file_locks: bool = False, pre_dump: bool = False,
+                 manage_cgroups_mode: str | None = None, empty_ns: list[str] | None = None,
+                 auto_dedup: bool = False, tcp_skip_in_flight: bool = False,
+                 link_remap: bool = False):
+        self.image_path = os.path.abspath(image_path or os.path.join(os.getcwd(), "checkpoint"))
+        self.work_path = os.path.abspath(work_path) if work_path else None
+        self.parent_path = parent_path or None
+        self.leave_running = bool(leave_running)
+        self.tcp_established = bool(tcp_established)
+        self.ext_unix_sk = bool(ext_unix_sk)
+        self.shell_job = bool(shell_job)
+        self.lazy_pages = bool(lazy_pages)
+        self.status_fd = int(status_fd)
+        self.page_server = page_server or ""
+        self.file_locks = bool(file_locks)
+        self.pre_dump = bool(pre_dump)
+        self.manage_cgroups_mode = manage_cgroups_mode or ""
+        self.empty_ns = list(empty_ns or [])
+        self.auto_dedup = bool(auto_dedup)
+        self.tcp_skip_in_flight = bool(tcp_skip_in_flight)
+        self.link_remap = bool(link_remap)
         if self.manage_cgroups_mode not in rpc.CG_MODES:
             raise PyruncError(f"invalid manage-cgroups-mode value {self.manage_cgroups_mode!r}: "
                               "expected soft, full, strict or ignore")

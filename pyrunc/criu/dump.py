@@ -12,7 +12,7 @@ import json
 import os
 import stat
 
-from ..errors import PyruncError, WrongStatus
+from ..errors import PyruncError
 from . import rpc
 from .common import (
     DESCRIPTORS,
@@ -33,28 +33,22 @@ from .common import (
 LOG = "dump.log"
 
 
-def checkpoint(c, o: CriuOptions, criu_path: str | None) -> None:
-    """Checkpoint container ``c`` (loaded and locked). Raises PyruncError naming the step."""
-    try:
-        dump(c, o, criu_path)
-    except PyruncError as e:
-        e.container = c.id
-        e.step = e.step or "checkpoint"
-        raise
-
-
 def dump(c, o: CriuOptions, criu_path: str | None) -> None:
-    status = c.status()
-    if status in ("created", "stopped"):
-        raise WrongStatus(f"cannot checkpoint a container in the {status} state", status=status,
-                          op="checkpoint", container=c.id)
+    """Dump container ``c`` (loaded, locked, running or paused) with CRIU: a DUMP, or a PRE_DUMP
+    with --pre-dump. The caller (Container.checkpoint) destroys it afterwards unless asked not to."""
     if o.lazy_pages:
         raise PyruncError(LAZY_PAGES_REFUSED, step="checkpoint")
     criu = find_criu(criu_path)
-    config = c.st.get("config") or {}
+    config = c.config
     pid = c.pid
-    req_opts = base_request(o, config, c.st["rootfs"], LOG)
+    req_opts = base_request(o, config, c.record.rootfs, LOG)
     req_opts.update(pid=pid, leave_running=o.leave_running)
+    # dump-only, as in runc: connections still in their handshake are left out rather than
+    # failing the dump; a file open under a removed name is linked back under a new one.
+    if o.tcp_skip_in_flight:
+        req_opts["tcp_skip_in_flight"] = True
+    if o.link_remap:
+        req_opts["link_remap"] = True
     if o.page_server:
         addr, _, port = o.page_server.rpartition(":")
         if not addr or not port.isdigit():
@@ -75,8 +69,7 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
     req_opts["external"] = external or None
     cg = c.cgroup
     if cg is not None:
-        paths = cg.paths()
-        freezer = paths.get("unified") or paths.get("freezer")
+        freezer = cg.freezer_cgroup()
         if freezer:
             req_opts["freeze_cgroup"] = freezer
     if not o.pre_dump:
@@ -102,8 +95,6 @@ def dump(c, o: CriuOptions, criu_path: str | None) -> None:
             raise conv.failure(f"CRIU exited ({exit_text(status)}) after the dump")
     finally:
         close_fds(fds)
-    if not (o.leave_running or o.pre_dump):
-        c.destroy()  # as runc: the dumped container is gone, not `stopped`
 
 
 def check_mem_track(criu: str, log_path: str) -> None:

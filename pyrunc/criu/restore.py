@@ -19,10 +19,13 @@ from __future__ import annotations
 import json
 import os
 
-from .. import OCI_VERSION, linux, proc
-from ..errors import AlreadyExists, PyruncError
-from ..log import rfc3339
-from ..state import StateDir, check_id, write_pid_file
+from .. import linux, proc
+from ..errors import RESTORE, AlreadyExists, PyruncError
+from ..options import CreateOptions
+from ..process.creation import Creation, check_supported, resolve_rootfs
+from ..process.launch import connect_console
+from ..spec import load_config
+from ..state import Record, StateDir, oci_state
 from . import rpc
 from .common import (
     DESCRIPTORS,
@@ -40,141 +43,109 @@ from .common import (
 )
 
 LOG = "restore.log"
-STEP = "restore"
 NS_NAMES = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "time": "time", "cgroup": "cgroup"}
 
 
-def restore(root: str, cid: str, o: CriuOptions, opts, criu_path: str | None) -> dict:
-    """Restore container ``cid`` from ``o.image_path``; return its state record. On any failure
-    nothing is left: no state, no cgroup, no process."""
-    from ..process.parent import check_supported, cleanup, make_cgroup, new_record, resolve_rootfs
-    from ..spec import load_config
-
-    check_id(cid)
-    sd = StateDir(root, cid)
+def restore(sd: StateDir, o: CriuOptions, opts: CreateOptions, criu_path: str | None) -> Record:
+    """Restore container ``sd.id`` from ``o.image_path``; return its record. On any failure
+    nothing is left: no state, no cgroup, no process (creation.Creation)."""
     if sd.exists():  # before the images are looked at, as runc (reserve() below settles races)
-        raise AlreadyExists(cid, step=STEP)
-    try:
+        raise AlreadyExists(sd.id, step=RESTORE)
+    with Creation(sd, RESTORE, nest=True) as c:
         if o.lazy_pages:
             raise PyruncError(LAZY_PAGES_REFUSED)
         criu = find_criu(criu_path)
-        config = load_config(opts.bundle, container=cid)
-        rootfs = resolve_rootfs(config, opts.bundle, cid)
-        check_supported(config, opts, cid)
+        c.bundle = opts.bundle
+        c.config = config = load_config(opts.bundle)
+        rootfs = resolve_rootfs(config, opts.bundle)
+        check_supported(config, detach=opts.detach, console_socket=opts.console_socket)
         if (config.get("process") or {}).get("terminal") and not (opts.console_socket or o.shell_job):
             raise PyruncError("a container with a terminal is restored with --console-socket "
                               "(the new pty master goes there) or --shell-job")
         descriptors = read_images(o.image_path)
-    except PyruncError as e:
-        e.container, e.step = cid, e.step or STEP
-        raise
-    console_sock = None
-    if opts.console_socket:
-        from ..console import connect_console_socket
-
-        try:
-            console_sock = connect_console_socket(opts.console_socket)
-        except PyruncError as e:
-            e.container, e.step = cid, STEP
-            raise
-    try:
-        sd.reserve()
-    except PyruncError as e:
+        console_sock = connect_console(opts.console_socket)
         if console_sock is not None:
-            console_sock.close()
-        e.step = STEP
-        raise
-    mgr = None
-    init_pid = 0
-    fds: list[int] = []
-    conv = None
-    try:
-        opts.is_rootless = False
-        mgr = make_cgroup(config, cid, opts)
-        record = new_record(cid, config, opts, rootfs, 0, mgr)
-        record["creating"] = True
-        sd.save(record)
-
-        req_opts = base_request(o, config, rootfs, LOG)
-        req_opts.update(evasive_devices=True, rst_sibling=True)
-        private_root(rootfs)  # first: the directory fds CRIU uses must belong to this namespace
-        open_image_dirs(o, req_opts, fds, create_images=False)
-        # CRIU's fds 4, 5, 6 are our stdio: the container's stdio pipes are re-plumbed to them.
-        extra = [0, 1, 2]
-        inherit = [{"key": name, "fd": 4 + i} for i, name in enumerate(descriptors) if "pipe:" in name]
-        join = []
-        for kind, path in namespace_paths(config).items():
-            if kind in NS_KEYS:
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError as e:
-                    raise PyruncError(f"{kind} namespace {path}: {e.strerror}") from None
-                fds.append(fd)
-                extra.append(fd)
-                inherit.append({"key": NS_KEYS[kind][1], "fd": 4 + len(extra) - 1})
-            elif kind == "cgroup":
-                raise PyruncError("CRIU cannot join an existing cgroup namespace (linux.namespaces "
-                                  "cgroup with a path)")
-            elif kind in NS_NAMES:
-                join.append({"ns": NS_NAMES[kind], "ns_file": path})
-        req_opts["inherit_fd"] = inherit or None
-        req_opts["join_ns"] = join or None
-        req_opts["ext_mnt"] = restore_mounts(config, opts.bundle) or None
-        prepare_mountpoints(rootfs, config, opts.bundle)
-
+            c.always(console_sock.close)
+        c.reserve()
+        mgr = c.make_cgroup(systemd=opts.systemd_cgroup, rootless=False)
+        record = c.new_record(rootfs, systemd_cgroup=opts.systemd_cgroup)
+        fds: list[int] = []
+        c.always(close_fds, fds)
+        req_opts = restore_request(o, config, rootfs, opts.bundle, descriptors, fds)
         log_path = os.path.join(o.log_dir, LOG)
-        conv = Conversation(criu, log_path, "restore", extra_fds=extra, stdin_fd=0)
-        resources = cgroup_resources(config)
-        mgr.apply(conv.pid, resources)
-        mgr.set(resources)
+        conv = Conversation(criu, log_path, "restore", extra_fds=req_opts.pop("extra_fds"), stdin_fd=0)
+        c.undo(conv.abort)
+        mgr.apply(conv.pid)
+        mgr.set(mgr.resources)
         req_opts["cg_root"] = cgroup_roots(conv.pid) or None
-
-        restored = {"pid": 0}
-
-        def on_notify(script: str, pid: int, passed: list[int]) -> None:
-            if script == "setup-namespaces":
-                run_restore_hooks(config, record, pid)
-            elif script == "post-restore":
-                restored["pid"] = pid
-            elif script == "orphan-pts-master":
-                if console_sock is None or not passed:
-                    return
-                from ..console import send_master
-
-                send_master(console_sock, passed[0], "orphan-pts-master")  # runc's name;
-                # an empty payload would drop the fd on a stream socket
-
-        resp = conv.run({"type": rpc.RESTORE, "opts": req_opts}, on_notify)
-        init_pid = (resp.get("restore") or {}).get("pid") or restored["pid"]
-        conv.close()
-        conv = None
+        init_pid = converse(conv, req_opts, record, console_sock)
+        c.init_pid = init_pid
         if not init_pid or not proc.pid_alive(init_pid, None):
             raise PyruncError("CRIU reported success but the restored init is not running "
                               f"(CRIU log: {log_path})")
-        record["pid"] = init_pid
-        record["start_time"] = proc.pid_start_time(init_pid)
         note_time_namespace(record, init_pid)
-        del record["creating"]
-        record["created"] = rfc3339()
-        record["restored_from"] = o.image_path
-        sd.save(record)
-        if opts.pid_file:
-            write_pid_file(opts.pid_file, init_pid)
+        record.restored_from = o.image_path
+        c.finish(record, init_pid, opts.pid_file)
         return record
-    except BaseException as e:
-        if conv is not None:
-            conv.abort()
-        cleanup(sd, mgr, init_pid, 0)
-        if isinstance(e, PyruncError):
-            e.container = cid
-            e.step = e.step if e.step and e.step.startswith(STEP) else (
-                f"{STEP}: {e.step}" if e.step else STEP)
-        raise
-    finally:
-        close_fds(fds)
-        if console_sock is not None:
-            console_sock.close()
-        sd.unlock()
+
+
+def restore_request(o: CriuOptions, config: dict, rootfs: str, bundle: str, descriptors: list[str],
+                    fds: list[int]) -> dict:
+    """The RESTORE request's options: external mounts, namespaces to join or inherit, the stdio
+    pipes re-plumbed, the image fds (appended to ``fds``), made in a private mount namespace where
+    the rootfs is a mount point; ``extra_fds`` are the fds CRIU inherits (4, 5, 6 ...)."""
+    req_opts = base_request(o, config, rootfs, LOG)
+    req_opts.update(evasive_devices=True, rst_sibling=True)
+    private_root(rootfs)  # first: the directory fds CRIU uses must belong to this namespace
+    open_image_dirs(o, req_opts, fds, create_images=False)
+    # CRIU's fds 4, 5, 6 are our stdio: the container's stdio pipes are re-plumbed to them.
+    extra = [0, 1, 2]
+    inherit = [{"key": name, "fd": 4 + i} for i, name in enumerate(descriptors) if "pipe:" in name]
+    join = []
+    for kind, path in namespace_paths(config).items():
+        if kind in NS_KEYS:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise PyruncError(f"{kind} namespace {path}: {e.strerror}", errno=e.errno or 0) from None
+            fds.append(fd)
+            extra.append(fd)
+            inherit.append({"key": NS_KEYS[kind][1], "fd": 4 + len(extra) - 1})
+        elif kind == "cgroup":
+            raise PyruncError("CRIU cannot join an existing cgroup namespace (linux.namespaces "
+                              "cgroup with a path)")
+        elif kind in NS_NAMES:
+            join.append({"ns": NS_NAMES[kind], "ns_file": path})
+    req_opts["inherit_fd"] = inherit or None
+    req_opts["join_ns"] = join or None
+    req_opts["ext_mnt"] = restore_mounts(config, bundle) or None
+    prepare_mountpoints(rootfs, config, bundle)
+    req_opts["extra_fds"] = extra
+    return req_opts
+
+
+def converse(conv: Conversation, req_opts: dict, record: Record, console_sock) -> int:
+    """Send the RESTORE request and serve CRIU's notifications: `setup-namespaces` runs the
+    prestart and createRuntime hooks, `orphan-pts-master` hands the new pty master to the console
+    socket, `post-restore` gives the init's pid. Returns that pid."""
+    restored = {"pid": 0}
+
+    def on_notify(script: str, pid: int, passed: list[int]) -> None:
+        if script == "setup-namespaces":
+            run_restore_hooks(record, pid)
+        elif script == "post-restore":
+            restored["pid"] = pid
+        elif script == "orphan-pts-master":
+            if console_sock is None or not passed:
+                return
+            from ..console import send_master
+
+            send_master(console_sock, passed[0], "orphan-pts-master")  # runc's name;
+            # an empty payload would drop the fd on a stream socket
+
+    resp = conv.run({"type": rpc.RESTORE, "opts": req_opts}, on_notify)
+    conv.close()
+    return (resp.get("restore") or {}).get("pid") or restored["pid"]
 
 
 def read_images(image_path: str) -> list[str]:
@@ -221,13 +192,8 @@ def private_root(rootfs: str) -> None:
         m.mount(None, "/", None, m.MS_REC | m.MS_SLAVE)
         m.mount(rootfs, rootfs, None, m.MS_BIND | m.MS_REC)
     except OSError as e:
-        raise PyruncError(f"bind the rootfs {rootfs} on itself for CRIU: {e.strerror}") from None
-
-
-def cgroup_resources(config: dict) -> dict:
-    from ..process.parent import cgroup_resources as resources
-
-    return resources(config)
+        raise PyruncError(f"bind the rootfs {rootfs} on itself for CRIU: {e.strerror}",
+                          errno=e.errno or 0) from None
 
 
 def cgroup_roots(pid: int) -> list[dict]:
@@ -248,25 +214,22 @@ def cgroup_roots(pid: int) -> list[dict]:
     return out
 
 
-def run_restore_hooks(config: dict, record: dict, pid: int) -> None:
+def run_restore_hooks(record: Record, pid: int) -> None:
     """runc runs prestart and createRuntime when CRIU has set up the namespaces."""
-    hooks = config.get("hooks") or {}
+    hooks = record.hooks
     if not (hooks.get("prestart") or hooks.get("createRuntime")):
         return
     from ..hooks import run_hooks
 
-    state = {"ociVersion": OCI_VERSION, "id": record["id"], "status": "creating", "pid": pid,
-             "bundle": record["bundle"]}
-    if record.get("annotations"):
-        state["annotations"] = record["annotations"]
+    state = oci_state(record, "creating", pid=pid)
     run_hooks(hooks, "prestart", state)
     run_hooks(hooks, "createRuntime", state)
 
 
-def note_time_namespace(record: dict, pid: int) -> None:
+def note_time_namespace(record: Record, pid: int) -> None:
     """CRIU restores the tasks into a time namespace of its own (their clocks go on from the
     dump); recorded like runc does, so that `exec` joins it too."""
-    lin = record["config"].setdefault("linux", {})
+    lin = record.config.setdefault("linux", {})
     kinds = {ns.get("type") for ns in lin.get("namespaces") or []}
     if "time" in kinds:
         return

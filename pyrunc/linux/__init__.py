@@ -192,19 +192,35 @@ def ns_fd_type(fd: int) -> int:
 
 
 def bring_up_loopback() -> None:
-    """Set IFF_UP on "lo" with one ioctl: no netlink library needed on the hot path."""
+    """Set IFF_UP on "lo" with one rtnetlink request (RTM_NEWLINK naming the link), no library.
+
+    Not the SIOCSIFFLAGS ioctl on an AF_INET socket: a runtime started where AF_INET is forbidden
+    (systemd ``RestrictAddressFamilies=AF_UNIX AF_NETLINK``, podman quadlet units) could not create
+    that socket at all, and runc, which uses netlink, runs there. Raises OSError with the kernel's
+    errno from the acknowledgement.
+    """
     import _socket
-    import fcntl
+    import errno
+    import os
     import struct
 
-    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    RTM_NEWLINK, NLM_F_REQUEST, NLM_F_ACK, NLMSG_ERROR, IFLA_IFNAME, IFF_UP = 16, 1, 4, 2, 3, 0x1
+    name = b"lo\0"
+    attr = struct.pack("HH", 4 + len(name), IFLA_IFNAME) + name + b"\0" * (-len(name) % 4)
+    body = struct.pack("BxHiII", _socket.AF_UNSPEC, 0, 0, IFF_UP, IFF_UP) + attr  # struct ifinfomsg
+    msg = struct.pack("IHHII", 16 + len(body), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + body
+    s = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, 0)  # NETLINK_ROUTE
     try:
-        req = struct.pack("16sh14x", b"lo", 0)
-        flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
+        s.send(msg)
+        reply = s.recv(4096)
     finally:
         s.close()
+    kind = struct.unpack_from("H", reply, 4)[0] if len(reply) >= 20 else -1
+    if kind != NLMSG_ERROR:
+        raise OSError(errno.EPROTO, f"unexpected rtnetlink reply type {kind}")
+    err = -struct.unpack_from("i", reply, 16)[0]
+    if err:
+        raise OSError(err, os.strerror(err))
 
 
 SYS_ioprio_set = 251

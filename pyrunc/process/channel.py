@@ -1,23 +1,32 @@
 """The sync channel between pyrunc and the stages it forks.
 
-A SOCK_SEQPACKET socketpair keeps message boundaries, so each send is one
-small JSON object with a ``type``. The protocol, in order:
+A SOCK_SEQPACKET socketpair keeps message boundaries, so each send is one small
+object with a ``type``, one of the kinds declared below (sending any other is a
+bug, refused). The protocol of `create`, in order:
 
-    stage1 -> parent   {"type": "userns"}             (maps wanted; user namespaces only)
-    parent -> stage1   {"type": "userns_done"}
-    stage1 -> parent   {"type": "pid", "pid": N, "placed": B}
-                                                      (init's pid in the host pid ns; B: it was
-                                                      born in its cgroups, else the parent moves it)
-    parent -> init     {"type": "cgroup_joined"}      (init is in the container's cgroup, with
-                                                      its resources written)
-    init   -> parent   {"type": "hooks"}              (run prestart + createRuntime now)
-    parent -> init     {"type": "hooks_done"}
-    init   -> parent   {"type": "console", "name": P} + the pty master fd (terminal: true)
-    init   -> parent   {"type": "ready"}              (all setup done; init waits on the fifo)
-    any    -> peer     {"type": "error", "step": S, "message": M}
+    stage1 -> parent   USERNS         maps wanted (a new user namespace only)
+    parent -> stage1   USERNS_DONE
+    stage1 -> parent   PID            pid=N (the init, host pid ns), placed=B (born in its
+                                      cgroups; otherwise the parent moves it)
+    parent -> init     CGROUP_JOINED  the init is in its cgroup, resources written
+    init   -> parent   HOOKS          run prestart + createRuntime now
+    parent -> init     HOOKS_DONE
+    init   -> parent   CONSOLE        name=P + the pty master fd (terminal: true)
+    init   -> parent   SECCOMP        + the notify listener fd (SCMP_ACT_NOTIFY)
+    parent -> init     SECCOMP_DONE   the listener reached the agent
+    init   -> parent   READY          timeline=[...]; the init now waits on the exec fifo
 
-A peer that dies closes its end: ``recv`` then sees EOF and raises, so no
-wait can hang on a dead stage.
+and of `exec` (process/tenant.py):
+
+    parent -> joiner   GO             the joiner is in the container's cgroup
+    joiner -> parent   PID            pid=N of the process forked into the pid namespace
+    tenant -> parent   CONSOLE, SECCOMP (as above; SECCOMP_DONE back)
+    tenant -> parent   EXEC           set up; next comes end-of-file (the program runs: the
+                                      channel is close-on-exec) or ERROR (execve failed)
+
+Either way, any side may send ERROR (step=S, message=M) instead: ``recv`` raises it as a
+ChildError. A peer that dies closes its end: ``recv`` then sees EOF and raises, so no wait
+can hang on a dead stage.
 
 Messages are ``marshal``-encoded and the sockets come from ``_socket``: both
 peers are pyrunc's own code, and the public ``json`` and ``socket`` modules
@@ -31,9 +40,25 @@ import marshal
 import os
 import struct
 
-from ..errors import ChildError
+from ..errors import SYNC, ChildError
 
 MAX_MESSAGE = 64 * 1024
+
+USERNS = "userns"
+USERNS_DONE = "userns_done"
+PID = "pid"
+CGROUP_JOINED = "cgroup_joined"
+HOOKS = "hooks"
+HOOKS_DONE = "hooks_done"
+CONSOLE = "console"
+SECCOMP = "seccomp"
+SECCOMP_DONE = "seccomp_done"
+READY = "ready"
+GO = "go"
+EXEC = "exec"
+ERROR = "error"
+KINDS = frozenset((USERNS, USERNS_DONE, PID, CGROUP_JOINED, HOOKS, HOOKS_DONE, CONSOLE, SECCOMP,
+                   SECCOMP_DONE, READY, GO, EXEC, ERROR))
 
 
 class Channel:
@@ -49,6 +74,8 @@ class Channel:
         return self.sock.fileno()
 
     def send(self, type_: str, *, fds: list[int] | None = None, **fields) -> None:
+        if type_ not in KINDS:
+            raise ValueError(f"unknown sync message kind {type_!r}")
         fields["type"] = type_
         data = marshal.dumps(fields)
         try:
@@ -62,12 +89,12 @@ class Channel:
             # (recv raises it, or says the peer exited), never a bare EPIPE.
             self.recv()
             raise ChildError(f"container init exited before {type_!r} could be sent",
-                             step="sync") from None
+                             step=SYNC) from None
 
     def send_error(self, step: str, message: str) -> bool:
         """Report a failure; False if the peer (or our own end) is already closed."""
         try:
-            self.send("error", step=step, message=message[:4000])
+            self.send(ERROR, step=step, message=message[:4000])
         except (OSError, ValueError):
             return False
         return True
@@ -84,11 +111,11 @@ class Channel:
                 data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * 4))
             fds = received_fds(ancdata)
         except TimeoutError:
-            raise ChildError("timed out waiting for the container init", step="sync") from None
+            raise ChildError("timed out waiting for the container init", step=SYNC) from None
         if not data:
             if eof_ok:
                 return None
-            raise ChildError("container init exited before reporting", step="sync")
+            raise ChildError("container init exited before reporting", step=SYNC)
         try:
             msg = marshal.loads(data)
             if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
@@ -96,11 +123,9 @@ class Channel:
         except (ValueError, EOFError, TypeError):
             for fd in fds:
                 os.close(fd)
-            raise ChildError("malformed message from the container init", step="sync") from None
+            raise ChildError("malformed message from the container init", step=SYNC) from None
         msg["fds"] = fds
-        if msg["type"] == "fault":  # test-only fault injection (PYRUNC_TEST_FAULT): die right here
-            os.kill(os.getpid(), 9)
-        if msg["type"] == "error":
+        if msg["type"] == ERROR:
             raise ChildError(str(msg.get("message", "unknown error")), step=str(msg.get("step", "init")))
         return msg
 
@@ -108,7 +133,7 @@ class Channel:
         msg = self.recv(timeout)
         if msg["type"] != type_:
             raise ChildError(f"expected {type_!r} from the container init, got {msg['type']!r}",
-                             step="sync")
+                             step=SYNC)
         return msg
 
     def close(self) -> None:

@@ -24,16 +24,16 @@ import os
 import resource
 import stat
 import sys
-import time
 
-from .. import OCI_VERSION, console, linux, rootfs, scheduling
+from .. import console, linux, rootfs, scheduling
 from ..errors import PyruncError
 from ..hooks import run_hooks
 from ..linux import procfs
 from ..rootfs import resolve
 from ..security import capabilities, lsm
-from . import execfifo
-from .stage1 import InitContext, report
+from ..state import Record, oci_state
+from . import channel, execfifo
+from .stages import InitContext, run_steps, send_pidfd
 
 # The kernel's resource numbers (Python's resource module lacks some, e.g. RLIMIT_LOCKS).
 RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
@@ -43,26 +43,7 @@ RLIMITS = {"RLIMIT_" + n: i for i, n in enumerate(
 
 def init_main(ctx: InitContext) -> None:
     linux.set_name("pyrunc:[2:INIT]")
-    step = "init"
-    try:
-        clock = time.monotonic
-        for fn in STEPS:
-            step = fn.__name__
-            if ctx.fault_step == step:
-                ctx.chan.send("fault")  # the parent's pid is not visible from here
-            if ctx.timeline is not None:
-                began = clock()
-                fn(ctx)
-                ctx.timeline.append((step, clock() - began))
-            else:
-                fn(ctx)
-    except BaseException as e:  # noqa: BLE001
-        if not report(ctx.chan, e, step):
-            # After `ready` the parent is gone: say it on the container's stderr instead.
-            cause = e.cause if isinstance(e, PyruncError) else str(e)
-            os.write(2, f"pyrunc: container {ctx.cid}: {step}: {cause}\n".encode())
-        os._exit(1)
-    os._exit(127)  # unreachable: exec_process replaces the process
+    run_steps(ctx, STEPS, 1)
 
 
 def start_session(ctx: InitContext) -> None:
@@ -113,7 +94,7 @@ def enter_cgroup(ctx: InitContext) -> None:
     container's own cgroup."""
     if ctx.in_cgroup:
         return
-    ctx.chan.expect("cgroup_joined")
+    ctx.chan.expect(channel.CGROUP_JOINED)
     ctx.in_cgroup = True
     if ctx.ns.creates("cgroup"):
         try:
@@ -126,8 +107,8 @@ def run_runtime_hooks(ctx: InitContext) -> None:
     """prestart and createRuntime run in the runtime namespace: the parent runs them for us."""
     hooks = ctx.config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime"):
-        ctx.chan.send("hooks")
-        ctx.chan.expect("hooks_done")
+        ctx.chan.send(channel.HOOKS)
+        ctx.chan.expect(channel.HOOKS_DONE)
 
 
 def run_container_hooks(ctx: InitContext) -> None:
@@ -140,7 +121,8 @@ def run_container_hooks(ctx: InitContext) -> None:
 def pivot_root(ctx: InitContext) -> None:
     """Make the rootfs our / (MS_MOVE + chroot with --no-pivot; only chroot without a mount
     namespace of our own)."""
-    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"))
+    rootfs.pivot_root(ctx.rootfs, no_pivot=ctx.no_pivot, own_mount_ns=ctx.ns.has("mount"),
+                      propagation=ctx.linux.get("rootfsPropagation"))
 
 
 def reopen_dev_null(ctx: InitContext) -> None:
@@ -203,7 +185,7 @@ def set_up_console(ctx: InitContext) -> None:
             rootfs.attach_clone(slave, target)
         finally:
             os.close(target)
-        ctx.chan.send("console", name=name, fds=[master])
+        ctx.chan.send(channel.CONSOLE, name=name, fds=[master])
     finally:
         os.close(master)
     console.make_controlling(slave)
@@ -231,6 +213,12 @@ def open_console_mountpoint() -> int:
         raise PyruncError(f"prepare /dev/console: {e.strerror}", step="set_up_console") from None
     finally:
         os.close(dev_fd)
+
+
+def send_init_pidfd(ctx: InitContext) -> None:
+    """--pidfd-socket: our pidfd to the caller, where runc's init sends it (after the console,
+    before the rootfs is finished), so it arrives before `create` returns."""
+    send_pidfd(ctx, b"standard")
 
 
 def apply_sysctl(ctx: InitContext) -> None:
@@ -372,6 +360,11 @@ def home_of(uid: int) -> str | None:
         data = os.read(fd, 1 << 20)
     finally:
         os.close(fd)
+    return passwd_home(data, uid)
+
+
+def passwd_home(data: bytes, uid: int) -> str | None:
+    """The home directory of ``uid`` in the text of a passwd file (also used by `pyrunc plan`)."""
     for line in data.decode("utf-8", "replace").splitlines():
         fields = line.split(":")
         if len(fields) >= 7 and fields[2] == str(uid):
@@ -418,10 +411,10 @@ def load_seccomp(ctx: InitContext) -> None:
     ctx.seccomp = None
     if listener is not None:
         try:
-            ctx.chan.send("seccomp", fds=[listener])
+            ctx.chan.send(channel.SECCOMP, fds=[listener])
         finally:
             os.close(listener)
-        ctx.chan.expect("seccomp_done")
+        ctx.chan.expect(channel.SECCOMP_DONE)
 
 
 def filter_needs_sys_admin(ctx: InitContext) -> bool:
@@ -523,7 +516,7 @@ def let_owner_join(ctx: InitContext) -> None:
 def report_ready(ctx: InitContext) -> None:
     """Tell the parent all setup is done (with the step timeline under --debug); it records the
     state and exits."""
-    ctx.chan.send("ready", timeline=ctx.timeline or [])
+    ctx.chan.send(channel.READY, timeline=ctx.timeline or [])
     ctx.chan.close()
 
 
@@ -585,11 +578,9 @@ def exec_process(ctx: InitContext) -> None:
 
 
 def hook_state(ctx: InitContext, status: str) -> dict:
-    doc = {"ociVersion": OCI_VERSION, "id": ctx.cid, "status": status,
-           "pid": os.getpid(), "bundle": ctx.bundle}
-    if ctx.config.get("annotations"):
-        doc["annotations"] = ctx.config["annotations"]
-    return doc
+    """The state document for the hooks the init runs itself: our own pid (PID 1 here, as the
+    container sees it) and the config's annotations."""
+    return oci_state(Record(ctx.cid, bundle=ctx.bundle, config=ctx.config), status, pid=os.getpid())
 
 
 STEPS = (
@@ -606,6 +597,7 @@ STEPS = (
     reopen_dev_null,
     create_cwd,
     set_up_console,
+    send_init_pidfd,
     set_hostname,
     apply_sysctl,
     finish_rootfs,

@@ -1,69 +1,26 @@
-"""Stage 1: the first process forked by `create`, and what every forked stage shares.
+"""Stage 1: the first process forked by `create`.
 
-Stage 1 is born in the container's cgroup2 directory (cloned there by the
-parent) and joins its v1 cgroups itself (``join_cgroups_at_birth``), then
-joins the namespaces given by path, unshares the new ones (a user namespace
-first, its maps written by the parent) and forks the init, which is PID 1 of
-the new pid namespace and inherits every cgroup; it reports the init's pid and exits, so
-the init is reparented to the caller (a subreaper) and no pyrunc process
-stays between them.
+Stage 1 is born in the container's cgroup2 directory (cloned there by the parent) and joins its
+v1 cgroups itself (``stages.join_cgroups_at_birth``), then joins the namespaces given by path,
+unshares the new ones (a user namespace first, its maps written by the parent) and forks the
+init, which is PID 1 of the new pid namespace and inherits every cgroup; it reports the init's
+pid and exits, so the init is reparented to the caller (a subreaper) and no pyrunc process stays
+between them.
 
-This module is all the parent imports of the stages. The init's own steps
-(init.py: rootfs, devices, capabilities, console ...) are imported by the
-init itself, right after the fork: their import then overlaps the parent's
-move of the init into its cgroup instead of delaying the fork.
+The init's own steps (init.py: rootfs, devices, capabilities, console ...) are imported by the
+init itself, right after the fork: their import then overlaps the parent's move of the init into
+its cgroup instead of delaying the fork. What every stage shares is in stages.py.
 """
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: no enum import on the hot path
 import os
 import time
 
 from .. import linux, namespaces
-from ..cgroups.base import write_file
-from ..errors import CgroupError, PyruncError
-from .channel import Channel
-
-TYPE_CHECKING = False  # typing's own flag without importing typing on the hot path
-if TYPE_CHECKING:
-    from ..security import capabilities
-
-
-class InitContext:
-    """What the stages need, prepared by the parent before forking (so stages do no parsing)."""
-
-    def __init__(self, *, cid: str, config: dict, bundle: str, rootfs_path: str, chan: Channel,
-                 fifo_fd: int, ns_plan: namespaces.Plan, join_fds: list[tuple[str, int]],
-                 caps: capabilities.CapPlan | None, no_pivot: bool, no_new_keyring: bool,
-                 preserve_fds: int):
-        self.cid = cid
-        self.config = config
-        self.process = config.get("process") or {}
-        self.linux = config.get("linux") or {}
-        self.bundle = bundle
-        self.rootfs = rootfs_path
-        self.chan = chan
-        self.fifo_fd = fifo_fd
-        self.ns = ns_plan
-        self.join_fds = join_fds
-        self.caps = caps
-        self.no_pivot = no_pivot
-        self.no_new_keyring = no_new_keyring
-        self.preserve_fds = preserve_fds
-        self.executable: str | None = None
-        self.start_fd: int | None = None
-        self.seccomp = None  # a CompiledFilter, compiled by the parent before forking
-        self.idmap_fds: dict[int, int] = {}  # mount index -> user namespace fd (idmapped mounts)
-        self.timeline: list | None = None  # [(step, seconds)] when --debug asks for a timeline
-        self.fault_step: str | None = None  # test-only: have the parent SIGKILLed before this step
-        self.env: dict[str, str] = {}
-        # Not root in the initial user namespace (init.let_owner_join): rootless without privileges.
-        self.unprivileged_caller = False
-        self.in_cgroup = False  # "cgroup_joined" received: placed, resources written
-        # Placement at birth, when the parent chose it (parent.plan_cgroup_birth): stage 1 was
-        # cloned into the cgroup2 directory and writes "0" to the tasks file of each of these.
-        self.cgroup_v1_dirs: list[str] = []
+from ..errors import CREATE_USER_NAMESPACE, CgroupError, PyruncError
+from . import channel
+from .stages import InitContext, become_stage, detach_stdio, fork_after_report, join_cgroups_at_birth, report
 
 
 def stage1(ctx: InitContext) -> None:
@@ -86,7 +43,7 @@ def stage1(ctx: InitContext) -> None:
         for _, fd in ctx.join_fds:
             os.close(fd)
         if ctx.ns.creates("user"):
-            step = "create user namespace"
+            step = CREATE_USER_NAMESPACE
             create_user_namespace(ctx)
         step = "create namespaces"
         # A cgroup namespace is rooted where its creator stands: the init unshares it once it is
@@ -96,7 +53,7 @@ def stage1(ctx: InitContext) -> None:
             try:
                 linux.unshare(rest)
             except OSError as e:
-                raise PyruncError(f"unshare: {e.strerror}", step=step) from None
+                raise PyruncError(f"unshare: {e.strerror}", step=step, errno=e.errno or 0) from None
         if ctx.ns.creates("time"):
             step = "set time offsets"
             set_time_offsets(ctx)
@@ -120,51 +77,6 @@ def import_init_steps() -> None:
     from . import init  # noqa: F401
 
 
-def become_stage(ctx: InitContext, title: str) -> None:
-    """What every forked stage does first: a name for `ps`, death with its parent, no ptrace or
-    /proc access from the container (non-dumpable), and none of the parent's other fds."""
-    linux.set_name(title)
-    linux.set_pdeathsig(signal.SIGKILL)
-    linux.set_dumpable(False)
-    close_foreign_fds(ctx)
-
-
-def fork_after_report(chan: Channel, *, placed: bool = False) -> int:
-    """Fork; the parent reports the child's pid before the child may say anything.
-
-    Both share the channel: without the gate the child's first message could
-    overtake the pid report. Returns 0 in the child, the pid in the parent.
-    ``placed`` goes into the report: we joined the container's cgroups at
-    birth, so the child is born in them too and needs no move.
-    """
-    gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        os.close(gate_w)
-        os.read(gate_r, 1)  # EOF or a byte: stage 1 has reported us (or died)
-        os.close(gate_r)
-        return 0
-    os.close(gate_r)
-    try:
-        chan.send("pid", pid=pid, placed=placed)
-    finally:
-        os.close(gate_w)
-    return pid
-
-
-def join_cgroups_at_birth(ctx: InitContext) -> None:
-    """Join the container's v1 cgroups by writing "0" to their ``tasks`` (the parent cloned us
-    into the cgroup2 one already), so everything we fork is born in all of them.
-
-    A thread that moves only itself takes no threadgroup lock, so no RCU grace period either
-    (~10 ms for every cgroup.procs write that starts one). Done first: before a user namespace
-    (whose root may not write there) and while the host's cgroup paths are still ours to see.
-    Raises CgroupError naming the file; nothing to do when no birth was planned.
-    """
-    for directory in ctx.cgroup_v1_dirs:
-        write_file(directory, "tasks", "0", step="join cgroups", container=ctx.cid)
-
-
 def create_user_namespace(ctx: InitContext) -> None:
     """First of the new namespaces: its credentials own every later one.
 
@@ -174,13 +86,14 @@ def create_user_namespace(ctx: InitContext) -> None:
     try:
         linux.unshare(linux.CLONE_NEWUSER)
     except OSError as e:
-        raise PyruncError(f"unshare user namespace: {e.strerror}", step="create user namespace") from None
+        raise PyruncError(f"unshare user namespace: {e.strerror}", step=CREATE_USER_NAMESPACE,
+                          errno=e.errno or 0) from None
     # Dumpable while the parent writes our maps: a non-dumpable process's /proc files belong to
     # root, which an unprivileged parent (and newuidmap's owner check) is not.
     linux.set_dumpable(True)
     try:
-        ctx.chan.send("userns")
-        ctx.chan.expect("userns_done")
+        ctx.chan.send(channel.USERNS)
+        ctx.chan.expect(channel.USERNS_DONE)
     finally:
         linux.set_dumpable(False)
     os.setresgid(0, 0, 0)
@@ -202,44 +115,10 @@ def set_time_offsets(ctx: InitContext) -> None:
 
         procfs.write("self/timens_offsets", "".join(lines).encode())
     except OSError as e:
-        raise PyruncError(f"write timens_offsets: {e.strerror}", step="set time offsets") from None
+        raise PyruncError(f"write timens_offsets: {e.strerror}", step="set time offsets",
+                          errno=e.errno or 0) from None
     finally:
         linux.set_dumpable(False)
-
-
-def close_foreign_fds(ctx: InitContext) -> None:
-    """Close every inherited fd the stages do not need (the lock, --log, state dirs ...).
-
-    The init keeps a flock'd fd otherwise and holds the container's lock
-    forever; it would also carry host directory fds into the container.
-    """
-    keep = {0, 1, 2, ctx.chan.fileno(), ctx.fifo_fd, *(fd for _, fd in ctx.join_fds)}
-    keep.update(range(3, 3 + ctx.preserve_fds))
-    keep.update(ctx.idmap_fds.values())
-    low = 3
-    for fd in sorted(k for k in keep if k >= 3) + [1 << 30]:
-        if fd > low:
-            linux.close_range(low, fd - 1)
-        low = max(low, fd + 1)
-
-
-def detach_stdio() -> None:
-    """With a terminal, the caller's stdio must not stay open in the container (it would keep
-    containerd or conmon waiting for EOF): /dev/null until the pty slave takes its place."""
-    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-    for target in (0, 1, 2):
-        os.dup2(null, target)
-    os.close(null)
-
-
-def report(chan: Channel, exc: BaseException, step: str) -> bool:
-    """Send a failure to the parent; False when nobody is listening any more."""
-    if isinstance(exc, PyruncError):
-        return chan.send_error(exc.step or step, exc.cause)
-    if isinstance(exc, OSError):
-        text = exc.strerror or str(exc)
-        return chan.send_error(step, f"{exc.filename}: {text}" if exc.filename else text)
-    return chan.send_error(step, f"{type(exc).__name__}: {exc}")
 
 
 def enter_init(ctx: InitContext) -> None:

@@ -13,15 +13,32 @@ execve failed.
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: no enum import on the hot path
 import os
 
-from .. import OCI_VERSION, linux, namespaces, proc
-from ..errors import PyruncError
+from .. import linux, namespaces, proc
+from ..errors import EXEC, JOIN_CGROUPS, JOIN_NAMESPACES, PyruncError
 from ..linux import procfs
+from ..state import Record, oci_state
+from . import channel
 from . import init as steps
 from .channel import Channel
-from .stage1 import InitContext, become_stage, fork_after_report, join_cgroups_at_birth, report
+from .launch import (
+    compile_seccomp,
+    fork_stage,
+    kill_started,
+    pass_seccomp_listener,
+    plan_cgroup_birth,
+    take_console,
+)
+from .stages import (
+    InitContext,
+    become_stage,
+    fork_after_report,
+    join_cgroups_at_birth,
+    report,
+    run_steps,
+    send_pidfd,
+)
 
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
            "user": "user", "cgroup": "cgroup", "time": "time"}
@@ -41,7 +58,8 @@ def open_container_namespaces(pid: int, config: dict) -> list[tuple[str, int]]:
     except OSError as e:
         for _, fd in fds:
             os.close(fd)
-        raise PyruncError(f"open namespaces of the container init: {e.strerror}", step="exec") from None
+        raise PyruncError(f"open namespaces of the container init: {e.strerror}", step=EXEC,
+                          errno=e.errno or 0) from None
     return fds
 
 
@@ -53,12 +71,13 @@ def enter_root(fd: int) -> None:
         os.chroot(".")
         os.chdir("/")
     except OSError as e:
-        raise PyruncError(f"chroot into the container's root: {e.strerror}", step="join namespaces") from None
+        raise PyruncError(f"chroot into the container's root: {e.strerror}", step=JOIN_NAMESPACES,
+                          errno=e.errno or 0) from None
 
 
 def joiner(ctx: InitContext) -> None:
     """Child of `pyrunc exec`: join the namespaces, fork the process into the pid ns, exit."""
-    step = "join namespaces"
+    step = JOIN_NAMESPACES
     try:
         become_stage(ctx, "pyrunc:[1:EXEC]")
         initial = (ctx.process.get("execCPUAffinity") or {}).get("initial")
@@ -66,10 +85,10 @@ def joiner(ctx: InitContext) -> None:
             from .. import scheduling
 
             scheduling.apply_affinity(initial, "initial")
-        step = "join cgroups"
+        step = JOIN_CGROUPS
         join_cgroups_at_birth(ctx)  # a failure is exec's: the parent will not move us
-        step = "join namespaces"
-        ctx.chan.expect("go")
+        step = JOIN_NAMESPACES
+        ctx.chan.expect(channel.GO)
         procfs.prepare()  # while /proc is the host's (linux/procfs.py); the tenant may do better
         namespaces.join([(kind, fd) for kind, fd in ctx.join_fds if kind != "root"])
         for kind, fd in ctx.join_fds:
@@ -88,15 +107,7 @@ def joiner(ctx: InitContext) -> None:
 
 def tenant_main(ctx: InitContext) -> None:
     linux.set_name("pyrunc:[2:EXEC]")
-    step = "exec"
-    try:
-        for fn in TENANT_STEPS:
-            step = fn.__name__
-            fn(ctx)
-    except BaseException as e:  # noqa: BLE001
-        report(ctx.chan, e, step)
-        os._exit(255)
-    os._exit(255)
+    run_steps(ctx, TENANT_STEPS, 255)
 
 
 def open_private_procfs(ctx: InitContext) -> None:
@@ -119,15 +130,21 @@ def set_up_exec_console(ctx: InitContext) -> None:
     master, slave, name = console.open_console(ctx.process.get("consoleSize"), user.get("uid", 0),
                                                user.get("gid", 0))
     try:
-        ctx.chan.send("console", name=name, fds=[master])
+        ctx.chan.send(channel.CONSOLE, name=name, fds=[master])
     finally:
         os.close(master)
     console.make_controlling(slave)
 
 
+def send_exec_pidfd(ctx: InitContext) -> None:
+    """--pidfd-socket: our pidfd to the caller, after the console and before the last privileges
+    go, as runc's exec sends it."""
+    send_pidfd(ctx, b"setns")
+
+
 def announce_exec(ctx: InitContext) -> None:
     """Everything is set: the next thing the parent hears is end-of-file (success) or an error."""
-    ctx.chan.send("exec")
+    ctx.chan.send(channel.EXEC)
 
 
 TENANT_STEPS = (
@@ -136,6 +153,7 @@ TENANT_STEPS = (
     steps.start_session,
     open_private_procfs,
     set_up_exec_console,
+    send_exec_pidfd,
     steps.set_rlimits,
     steps.set_oom_score_adj,
     steps.set_scheduling,
@@ -155,11 +173,49 @@ TENANT_STEPS = (
 )
 
 
-def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dict, cgroup,
-          *, preserve_fds: int = 0, console_sock=None, subreaper: bool = False) -> tuple[int, int | None]:
-    """Start `process` in the container; return (its host pid, pty master or None)."""
+def spawn(record: Record, process: dict, cgroup, *, preserve_fds: int = 0, console_sock=None,
+          pidfd_sock=None, subreaper: bool = False) -> tuple[int, int | None]:
+    """Start ``process`` in the container of ``record``; return (its host pid, the pty master or
+    None). The container's own filter applies to the process too."""
+    cid, config = record.id, record.config
+    caps = plan_capabilities(cid, process)
+    seccomp = compile_seccomp(config, cid)
+    join_fds = open_container_namespaces(record.pid, config)
+    if not proc.pid_alive(record.pid, record.start_time):  # checked after opening: the right fds
+        for _, fd in join_fds:
+            os.close(fd)
+        raise PyruncError("cannot exec in a stopped container", step=EXEC)
+    parent_chan, child_chan = Channel.pair()
+    ctx = InitContext(cid=cid, config=config, bundle="", rootfs_path="/", chan=child_chan, fifo_fd=-1,
+                      ns_plan=namespaces.Plan([]), join_fds=join_fds, caps=caps, no_pivot=False,
+                      no_new_keyring=True, preserve_fds=preserve_fds)
+    ctx.process = process
+    ctx.seccomp = seccomp
+    ctx.pidfd_socket = pidfd_sock.fileno() if pidfd_sock is not None else None
+    # Born in the container's cgroups like a create's stage 1 (launch.plan_cgroup_birth), except
+    # when an initial CPU affinity must be set before the cgroup is joined (config.md).
+    birth, cgroup2_fd = False, None
+    if not (process.get("execCPUAffinity") or {}).get("initial"):
+        birth, cgroup2_fd = plan_cgroup_birth(cgroup, ctx)
+    if subreaper:
+        linux.set_child_subreaper()
+    joiner_pid, born = fork_stage(cgroup2_fd)
+    if joiner_pid == 0:
+        parent_chan.close()
+        joiner(ctx)
+    child_chan.close()
+    if cgroup2_fd is not None:
+        os.close(cgroup2_fd)
+    ctx.close_parent_fds()
+    try:
+        return serve_tenant(parent_chan, record, cgroup, joiner_pid, birth and born, console_sock)
+    finally:
+        parent_chan.close()
+
+
+def plan_capabilities(cid: str, process: dict):
+    """The process's capability plan, with a warning for each capability we cannot grant."""
     from ..security import capabilities
-    from .parent import compile_seccomp, fork_stage1, plan_cgroup_birth, send_seccomp_listener
 
     caps = capabilities.plan(process.get("capabilities"))
     if caps is not None:
@@ -167,77 +223,34 @@ def spawn(cid: str, pid: int, start_time: int | None, config: dict, process: dic
 
         for warning in caps.restrict(capabilities.held_bounding()):
             log.get().warning(f"container {cid}: exec: {warning}")
-    seccomp = compile_seccomp(config, cid)  # the container's filter applies to exec'd processes too
-    join_fds = open_container_namespaces(pid, config)
-    if not proc.pid_alive(pid, start_time):  # checked after opening: the fds are the right ones
-        for _, fd in join_fds:
-            os.close(fd)
-        raise PyruncError("cannot exec in a stopped container", step="exec", container=cid)
-    parent_chan, child_chan = Channel.pair()
-    ctx = InitContext(cid=cid, config=config, bundle="", rootfs_path="/", chan=child_chan, fifo_fd=-1,
-                      ns_plan=namespaces.Plan([]), join_fds=join_fds, caps=caps, no_pivot=False,
-                      no_new_keyring=True, preserve_fds=preserve_fds)
-    ctx.process = process
-    ctx.seccomp = seccomp
-    # Born in the container's cgroups like a create's stage 1 (parent.plan_cgroup_birth), except
-    # when an initial CPU affinity must be set before the cgroup is joined (config.md).
-    birth, cgroup2_fd = False, None
-    if not (process.get("execCPUAffinity") or {}).get("initial"):
-        birth, cgroup2_fd = plan_cgroup_birth(cgroup, ctx)
-    if subreaper:
-        linux.set_child_subreaper()
-    joiner_pid, born = fork_stage1(cgroup2_fd)
-    if joiner_pid == 0:
-        parent_chan.close()
-        joiner(ctx)
-    child_chan.close()
-    if cgroup2_fd is not None:
-        os.close(cgroup2_fd)
-    for _, fd in join_fds:
-        os.close(fd)
+    return caps
+
+
+def serve_tenant(chan: Channel, record: Record, cgroup, joiner_pid: int, born_in_cgroup: bool,
+                 console_sock) -> tuple[int, int | None]:
+    """Move the joiner into the cgroup unless it was born there, let it go, and answer its child
+    until it execs: (the child's pid, the pty master kept for a foreground exec or None)."""
     master = None
     child = 0
     try:
-        if cgroup is not None and not (birth and born):
+        if cgroup is not None and not born_in_cgroup:
             cgroup.apply(joiner_pid)
-        parent_chan.send("go")
-        child = parent_chan.expect("pid")["pid"]
+        chan.send(channel.GO)
+        child = chan.expect(channel.PID)["pid"]
         os.waitpid(joiner_pid, 0)
         joiner_pid = 0
         while True:
-            msg = parent_chan.recv()
-            if msg["type"] == "console":
-                master = msg["fds"][0] if msg["fds"] else None
-                if console_sock is not None and master is not None:
-                    from ..console import send_master
-
-                    try:
-                        send_master(console_sock, master, str(msg.get("name", "")))
-                    finally:
-                        os.close(master)
-                        master = None
-                continue
-            if msg["type"] == "seccomp" and msg["fds"]:
-                state = {"ociVersion": OCI_VERSION, "id": cid, "status": "running",
-                         "pid": pid, "bundle": ""}
-                send_seccomp_listener(config, msg["fds"][0], state, child)
-                parent_chan.send("seccomp_done")
-                continue
-            if msg["type"] == "exec":
+            msg = chan.recv()
+            if msg["type"] == channel.CONSOLE:
+                master = take_console(msg, console_sock)
+            elif msg["type"] == channel.SECCOMP:
+                pass_seccomp_listener(chan, msg, record.config, oci_state(record, "running"), child)
+            elif msg["type"] == channel.EXEC:
                 break
-        parent_chan.recv(eof_ok=True)  # EOF: the program runs; an error: execve failed
+        chan.recv(eof_ok=True)  # EOF: the program runs; an error: execve failed
     except BaseException:
-        for p in (joiner_pid, child):
-            if p:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if joiner_pid:
-            os.waitpid(joiner_pid, 0)
+        kill_started((joiner_pid, child), children=(joiner_pid,))
         if master is not None:
             os.close(master)
         raise
-    finally:
-        parent_chan.close()
     return child, master

@@ -3,7 +3,7 @@
 1. ``prepare_root``  - stop propagation to the host, make the rootfs a mount point.
 2. ``mount_all``     - the config's mounts, resolved inside the rootfs (mounts.py).
 3. ``create_devices``- /dev nodes and symlinks, created relative to a safe /dev fd (devices.py).
-4. ``pivot_root``    - switch / (pivot.py).
+4. ``pivot_root``    - switch / (pivot.py), then give / its rootfsPropagation.
 5. ``finish_rootfs`` - masked paths, read-only paths, read-only /.
 
 Every module is imported here, at import time, because after pivot_root the
@@ -19,9 +19,9 @@ import stat
 from pyrunc.errors import PyruncError
 from pyrunc.linux import mount as m
 from pyrunc.rootfs import options, resolve
+from pyrunc.rootfs import pivot as _pivot
 from pyrunc.rootfs.devices import create_devices
 from pyrunc.rootfs.mounts import fail, mount_all, read_mountinfo
-from pyrunc.rootfs.pivot import pivot_root
 
 __all__ = ["prepare_root", "mount_all", "create_devices", "pivot_root", "finish_rootfs"]
 
@@ -46,7 +46,14 @@ def make_root_propagation(propagation: str | None) -> None:
 
 
 def make_parent_mount_private(rootfs: str) -> None:
-    """pivot_root refuses a new root whose parent mount is shared; make that parent private if needed."""
+    """pivot_root refuses a new root whose parent mount is shared, and a bind of an unbindable mount
+    fails: make the parent mount private in those two cases.
+
+    The unbindable case is what ``rootfsPropagation: unbindable`` (applied to / just before) leaves;
+    runc 1.5.1 runs such a config, runc 1.1.5 failed here. A slave parent stays a slave, so with the
+    default rslave host mounts below the rootfs still reach the container (runc 1.5.1 makes the
+    parent private always and loses that; runc fixed it after 1.5.1, issue #5192).
+    """
     path = os.path.realpath(rootfs)
     best = None
     for mi in read_mountinfo():
@@ -54,7 +61,7 @@ def make_parent_mount_private(rootfs: str) -> None:
         if (path == mp or path.startswith(mp.rstrip("/") + "/")) and (
                 best is None or len(mp) >= len(best.mountpoint)):
             best = mi
-    if best is None or not any(o.startswith("shared:") for o in best.optional):
+    if best is None or not any(o.startswith("shared:") or o == "unbindable" for o in best.optional):
         return
     try:
         m.mount(None, best.mountpoint, None, m.MS_PRIVATE)
@@ -75,6 +82,48 @@ def prepare_root(rootfs: str, propagation: str | None) -> None:
     make_root_propagation(propagation)
     make_parent_mount_private(rootfs)
     bind_rootfs_onto_itself(rootfs)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. pivot_root, then the root's own propagation
+
+
+def check_no_pivot_propagation(no_pivot: bool, propagation: str | None) -> None:
+    """``--no-pivot`` keeps the old root reachable below the new one; runc refuses a private root
+    propagation with it (runc 1.1.5 and 1.5.1, same words), so pyrunc does too."""
+    if no_pivot and propagation in ("private", "rprivate"):
+        raise PyruncError("rootfsPropagation of [r]private is not safe without pivot_root", step="pivot_root")
+
+
+def apply_root_propagation(propagation: str | None) -> None:
+    """Give the new / the configured propagation (runc 1.3.1+, #4724).
+
+    ``make_root_propagation`` set it on the runtime's copy of the host tree; the container's root
+    is a fresh bind of the rootfs made from a private or slave parent, so ``shared``, ``slave`` and
+    ``unbindable`` only reach it now, after pivot_root (runc 1.5.1 measured: ``shared`` gives
+    ``/ shared:N``, ``rshared`` every mount shared, ``unbindable`` ``/ unbindable``). Private needs
+    nothing. ``runbindable`` makes the masks and read-only binds that follow fail (EINVAL), as in
+    runc 1.5.1.
+    """
+    if not propagation or propagation in ("private", "rprivate"):
+        return
+    try:
+        flag = options.propagation_flag(propagation)
+    except ValueError as e:
+        raise PyruncError(str(e), step="pivot_root") from None
+    try:
+        m.mount(None, "/", None, flag)
+    except OSError as e:
+        raise fail(f"apply root propagation {propagation}", e, "pivot_root") from None
+
+
+def pivot_root(rootfs: str, *, no_pivot: bool = False, own_mount_ns: bool = True,
+               propagation: str | None = None) -> None:
+    """Make ``rootfs`` the process's / (pivot.py), then give it ``linux.rootfsPropagation``."""
+    check_no_pivot_propagation(no_pivot and own_mount_ns, propagation)
+    _pivot.pivot_root(rootfs, no_pivot=no_pivot, own_mount_ns=own_mount_ns)
+    if own_mount_ns:
+        apply_root_propagation(propagation)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,25 +174,62 @@ def attach_clone(src_fd: int, dst_fd: int, *, recursive: bool = False, attr_set:
         os.close(tree)
 
 
-def attach_readonly_tmpfs(dst_fd: int, mount_label: str | None = None) -> None:
-    """Mount a fresh empty read-only tmpfs onto ``dst_fd`` (the mask for directories).
+def make_mask_tmpfs(mount_label: str | None = None) -> int:
+    """A detached, empty, read-only tmpfs (superblock and mount) for masking directories.
 
-    Read-only down to its superblock and labelled with linux.mountLabel, as runc's mask is (an
-    unlabelled one would carry the policy's default context instead of the container's)."""
-    fsfd = m.fsopen("tmpfs")
-    try:
-        m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "source", "tmpfs")
-        m.fsconfig(fsfd, m.FSCONFIG_SET_FLAG, "ro")
-        if mount_label:
-            m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "context", mount_label)
-        m.fsconfig(fsfd, m.FSCONFIG_CMD_CREATE)
-        mnt = m.fsmount(fsfd, m.FSMOUNT_CLOEXEC, m.MOUNT_ATTR_RDONLY)
-    finally:
-        os.close(fsfd)
-    try:
-        m.move_mount(mnt, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
-    finally:
-        os.close(mnt)
+    ``size=4k,nr_inodes=1``: nothing can ever be created in it, and it costs one inode; as runc
+    1.5.1 mounts it (options measured), falling back to ``nr_inodes=2`` where a kernel refuses 1
+    (Ubuntu 20.04's, runc 1.5.1's changelog). Labelled with linux.mountLabel as runc's mask is
+    (unlabelled it would carry the policy's default context instead of the container's).
+    """
+    for inodes in ("1", "2"):
+        fsfd = m.fsopen("tmpfs")
+        try:
+            m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "source", "tmpfs")
+            m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "size", "4k")
+            m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "nr_inodes", inodes)
+            m.fsconfig(fsfd, m.FSCONFIG_SET_FLAG, "ro")
+            if mount_label:
+                m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "context", mount_label)
+            try:
+                m.fsconfig(fsfd, m.FSCONFIG_CMD_CREATE)
+            except OSError as e:
+                if e.errno == errno.EINVAL and inodes == "1":
+                    continue
+                raise
+            return m.fsmount(fsfd, m.FSMOUNT_CLOEXEC, m.MOUNT_ATTR_RDONLY)
+        finally:
+            os.close(fsfd)
+    raise OSError(errno.EINVAL, "tmpfs refused nr_inodes=1 and 2")  # not reached
+
+
+class MaskTmpfs:
+    """One read-only tmpfs shared by every masked directory of a container (runc 1.5.0+).
+
+    Kubernetes masks a directory per CPU under /sys (``/sys/devices/system/cpu/cpuN/thermal_throttle``
+    ...): one tmpfs each meant hundreds of superblocks per pod for the kernel to create and reap.
+    The first directory gets the tmpfs itself, every later one a bind of it, made from the
+    attached mount by fd (open_tree CLONE) so no path inside the container is looked up.
+    """
+
+    def __init__(self, mount_label: str | None = None) -> None:
+        self.fd: int | None = None
+        self.attached = False
+        self.mount_label = mount_label
+
+    def attach(self, dst_fd: int) -> None:
+        if self.fd is None:
+            self.fd = make_mask_tmpfs(self.mount_label)
+        if not self.attached:
+            m.move_mount(self.fd, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+            self.attached = True
+        else:
+            attach_clone(self.fd, dst_fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _open_optional(root_fd: int, path: str, step: str) -> int | None:
@@ -157,10 +243,12 @@ def _open_optional(root_fd: int, path: str, step: str) -> int | None:
 
 
 def mask_paths(root_fd: int, paths: list[str], mount_label: str | None = None) -> None:
-    """Hide each path: /dev/null over files, a read-only tmpfs over directories; missing ones skipped."""
+    """Hide each path: /dev/null over files, one shared read-only tmpfs over directories (MaskTmpfs);
+    missing ones skipped."""
     if not paths:
         return
     null_fd = open_dev_null(root_fd)
+    tmpfs = MaskTmpfs(mount_label)
     try:
         for path in paths:
             fd = _open_optional(root_fd, path, "mask_paths")
@@ -168,7 +256,7 @@ def mask_paths(root_fd: int, paths: list[str], mount_label: str | None = None) -
                 continue
             try:
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    attach_readonly_tmpfs(fd, mount_label)
+                    tmpfs.attach(fd)
                 else:
                     attach_clone(null_fd, fd)
             except OSError as e:
@@ -176,6 +264,7 @@ def mask_paths(root_fd: int, paths: list[str], mount_label: str | None = None) -
             finally:
                 os.close(fd)
     finally:
+        tmpfs.close()
         os.close(null_fd)
 
 

@@ -168,7 +168,7 @@ def bind_remount(target: str, flags: int, what: str) -> None:
     If the kernel refuses because the source mount has locked flags (user namespaces), retry with
     the mount's current flags added, as runc does.
     """
-    want = m.MS_BIND | m.MS_REMOUNT | (flags & _REMOUNT_MASK)
+    want = remount_flags(flags)
     try:
         m.mount(None, target, None, want)
     except OSError as e:
@@ -188,13 +188,9 @@ def apply_after(root_fd: int, rel: str, dest: str, opts: mopts.MountOptions, *, 
     try:
         target = fd_target(fd)
         if remount:
+            # `ro` is this mount only: an rbind's submounts keep their own flags, as the spec,
+            # the CRI (a hostPath is `rbind,ro`; recursive read-only is `rro`) and runc say.
             bind_remount(target, opts.flags, dest)
-        if remount and opts.is_recursive_bind and opts.flags & m.MS_RDONLY:
-            # `rbind,ro` must not leave submounts (e.g. /sys/fs/cgroup/*) writable.
-            try:
-                m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, m.MOUNT_ATTR_RDONLY, 0)
-            except OSError as e:
-                raise fail(f"make {dest} read-only recursively", e) from None
         if opts.rec_set or opts.rec_clr:
             try:
                 m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, opts.rec_set, opts.rec_clr)
@@ -217,13 +213,45 @@ def _with_label(data: str, mount_label: str | None) -> str:
     return f"{data},{ctx}" if data else ctx
 
 
+def bind_source(mnt: dict, bundle: str) -> str:
+    """A bind mount's source as the host sees it: relative ones count from the bundle."""
+    source = mnt.get("source") or ""
+    return source if os.path.isabs(source) else os.path.join(bundle, source)
+
+
+def bind_flags(opts: mopts.MountOptions) -> int:
+    """The bind itself: MS_BIND, recursive for ``rbind``; the other flags need a remount."""
+    return m.MS_BIND | (opts.flags & m.MS_REC)
+
+
+def needs_remount(opts: mopts.MountOptions) -> bool:
+    """A bind ignores ro/nosuid/...: any of them asked for means a bind remount after it."""
+    return bool(opts.flags & _REMOUNT_MASK)
+
+
+def remount_flags(flags: int) -> int:
+    """The flags of a bind remount that applies ``flags`` (ro/nosuid/nodev/noexec/atime)."""
+    return m.MS_BIND | m.MS_REMOUNT | (flags & _REMOUNT_MASK)
+
+
+def fs_mount_args(mnt: dict, opts: mopts.MountOptions, mount_label: str | None) -> tuple[str, str, int, str, bool]:
+    """``(source, type, flags, data, copyup)`` of the mount(2) call a filesystem mount makes; with
+    tmpcopyup the tmpfs is mounted writable, filled, then made read-only if asked."""
+    mtype = mnt.get("type") or ""
+    source = mnt.get("source") or mtype
+    copyup = opts.copyup and mtype == "tmpfs"  # runc ignores tmpcopyup on other types
+    data = opts.data if mtype in ("proc", "sysfs", "mqueue") else _with_label(opts.data, mount_label)
+    flags = opts.flags & ~m.MS_PROPAGATION
+    if copyup:
+        flags &= ~m.MS_RDONLY
+    return source, mtype, flags, data, copyup
+
+
 def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str,
                userns_fd: int | None = None) -> None:
     """Bind mount: open the source first (relative to the bundle), then the destination, then mount fd->fd."""
     dest = mnt["destination"]
-    source = mnt.get("source") or ""
-    if not os.path.isabs(source):
-        source = os.path.join(bundle, source)
+    source = bind_source(mnt, bundle)
     try:
         src_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
     except OSError as e:
@@ -236,17 +264,15 @@ def mount_bind(root_fd: int, mnt: dict, opts: mopts.MountOptions, bundle: str,
             if userns_fd is not None:
                 attach_idmapped(src_fd, fd, userns_fd, opts, f"{source} on {dest}")
             else:
-                flags = m.MS_BIND | (opts.flags & m.MS_REC)
                 try:
-                    m.mount(fd_target(src_fd), fd_target(fd), None, flags)
+                    m.mount(fd_target(src_fd), fd_target(fd), None, bind_flags(opts))
                 except OSError as e:
                     raise fail(f"bind mount {source} on {dest}", e) from None
         finally:
             os.close(fd)
     finally:
         os.close(src_fd)
-    remount = bool(opts.flags & _REMOUNT_MASK)
-    apply_after(root_fd, rel, dest, opts, remount=remount)
+    apply_after(root_fd, rel, dest, opts, remount=needs_remount(opts))
 
 
 def attach_idmapped(src_fd: int, dst_fd: int, userns_fd: int, opts: mopts.MountOptions, what: str) -> None:
@@ -269,9 +295,7 @@ def attach_idmapped(src_fd: int, dst_fd: int, userns_fd: int, opts: mopts.MountO
 def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None) -> None:
     """A filesystem mount (tmpfs, proc, sysfs, devpts, mqueue, ...) onto the resolved destination fd."""
     dest = mnt["destination"]
-    mtype = mnt.get("type") or ""
-    source = mnt.get("source") or mtype
-    copyup = opts.copyup and mtype == "tmpfs"  # runc ignores tmpcopyup on other types
+    source, mtype, flags, data, copyup = fs_mount_args(mnt, opts, mount_label)
     covered = None
     existed = copyup and _exists(root_fd, dest)
     fd, rel = open_mountpoint(root_fd, dest, as_file=False)
@@ -279,11 +303,8 @@ def mount_fs(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str
         if mtype in ("proc", "sysfs"):
             _require_plain_dir(fd, rel, dest, mtype)
         check_proc_policy(rel, mtype, None)
-        data = opts.data if mtype in ("proc", "sysfs", "mqueue") else _with_label(opts.data, mount_label)
-        flags = opts.flags & ~m.MS_PROPAGATION
         if copyup:
-            covered = open_covered_directory(fd, dest)
-            flags &= ~m.MS_RDONLY  # filled first, made read-only after
+            covered = open_covered_directory(fd, dest)  # filled first, made read-only after
         try:
             m.mount(source, fd_target(fd), mtype, flags, data)
         except OSError as e:
@@ -468,6 +489,38 @@ def own_cgroup_source(h: V1Hierarchy, own: dict[frozenset[str], str]) -> str | N
     return os.path.normpath(os.path.join(best.mountpoint, rel))
 
 
+def cgroup_flags(opts: mopts.MountOptions) -> int:
+    """A cgroup mount's flags: its entries are fresh mounts or binds remounted with these."""
+    return opts.flags & ~(m.MS_PROPAGATION | m.MS_BIND | m.MS_REC)
+
+
+def host_cgroup2() -> bool:
+    """Is the host's /sys/fs/cgroup a cgroup v2 mount (else v1 or hybrid: a tmpfs of hierarchies)?"""
+    try:
+        host_fd = os.open("/sys/fs/cgroup", os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
+        try:
+            return m.fstatfs_type(host_fd) == m.CGROUP2_SUPER_MAGIC
+        finally:
+            os.close(host_fd)
+    except OSError as e:
+        raise fail("inspect host /sys/fs/cgroup", e) from None
+
+
+def v1_entries(hierarchies: list[V1Hierarchy], own: dict[frozenset[str], str],
+               cgroupns: bool) -> list[tuple[V1Hierarchy, str | None]]:
+    """The hierarchies a v1 cgroup mount shows, each with the host directory to bind (None: a
+    fresh mount, in a cgroup namespace); one whose cgroup no host mount shows is left out."""
+    out: list[tuple[V1Hierarchy, str | None]] = []
+    for h in hierarchies:
+        source = None
+        if not cgroupns:
+            source = own_cgroup_source(h, own)
+            if source is None:
+                continue  # no mount on the host shows our cgroup of it: nothing to bind
+        out.append((h, source))
+    return out
+
+
 def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label: str | None,
                  cgroupns: bool = False) -> None:
     """Mount ``cgroup`` the way runc does on this kind of host.
@@ -481,19 +534,13 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
     With ``ro`` the tmpfs itself is made read-only last.
     """
     dest = mnt["destination"]
-    flags = opts.flags & ~(m.MS_PROPAGATION | m.MS_BIND | m.MS_REC)
-    try:
-        host_fd = os.open("/sys/fs/cgroup", os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
-        unified = m.fstatfs_type(host_fd) == m.CGROUP2_SUPER_MAGIC
-        os.close(host_fd)
-    except OSError as e:
-        raise fail("inspect host /sys/fs/cgroup", e) from None
-    if unified:
+    flags = cgroup_flags(opts)
+    if host_cgroup2():
         mount_cgroup2(root_fd, mnt, opts)
         return
     try:
-        hierarchies = cgroup_v1_hierarchies(read_mountinfo())
-        own = {} if cgroupns else _own_cgroups()
+        entries = v1_entries(cgroup_v1_hierarchies(read_mountinfo()), {} if cgroupns else _own_cgroups(),
+                             cgroupns)
     except OSError as e:
         raise fail("read the host's cgroup v1 hierarchies", e) from None
     fd, rel = open_mountpoint(root_fd, dest, as_file=False)
@@ -506,12 +553,7 @@ def mount_cgroup(root_fd: int, mnt: dict, opts: mopts.MountOptions, mount_label:
             raise fail(f"mount tmpfs on {dest}", e) from None
     finally:
         os.close(fd)
-    for h in hierarchies:
-        source = None
-        if not cgroupns:
-            source = own_cgroup_source(h, own)
-            if source is None:
-                continue  # no mount on the host shows our cgroup of it: nothing to bind
+    for h, source in entries:
         sub_dest = f"{rel}/{h.name}"
         sfd, srel = open_mountpoint(root_fd, sub_dest, as_file=False)
         try:
@@ -592,9 +634,10 @@ def _comount_links(root_fd: int, rel: str, subsys: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
-              userns_fd: int | None = None, cgroupns: bool = False) -> None:
-    """Dispatch one config mount to the right kind."""
+def classify(mnt: dict, *, idmapped: bool) -> tuple[str, mopts.MountOptions]:
+    """What one config mount is ("bind", "cgroup" or "fs") and its parsed options, or a
+    PyruncError for what is refused before anything is made (``idmapped``: a user namespace was
+    made for the mount's id mapping)."""
     dest = mnt.get("destination")
     if not isinstance(dest, str) or not dest or "\x00" in dest:
         raise PyruncError(f"invalid mount destination {dest!r}", step=STEP)
@@ -608,13 +651,22 @@ def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
         check_proc_policy(_clean(dest), mtype, None)
     if mtype == "bind" and not opts.is_bind:
         opts.flags |= m.MS_BIND
-    if opts.idmap and userns_fd is None:
+    if opts.idmap and not idmapped:
         raise PyruncError(f"mount {dest}: {opts.idmap} needs uidMappings and gidMappings", step=STEP)
-    if userns_fd is not None and not opts.is_bind:
+    if idmapped and not opts.is_bind:
         raise PyruncError(f"mount {dest}: idmapped mounts are only supported for bind mounts", step=STEP)
     if opts.is_bind:
+        return "bind", opts
+    return ("cgroup" if mtype == "cgroup" else "fs"), opts
+
+
+def mount_one(root_fd: int, mnt: dict, *, bundle: str, mount_label: str | None,
+              userns_fd: int | None = None, cgroupns: bool = False) -> None:
+    """Dispatch one config mount to the right kind."""
+    kind, opts = classify(mnt, idmapped=userns_fd is not None)
+    if kind == "bind":
         mount_bind(root_fd, mnt, opts, bundle, userns_fd)
-    elif mtype == "cgroup":
+    elif kind == "cgroup":
         mount_cgroup(root_fd, mnt, opts, mount_label, cgroupns)
     else:
         mount_fs(root_fd, mnt, opts, mount_label)

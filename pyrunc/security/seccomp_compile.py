@@ -13,7 +13,7 @@ import os
 
 from ..errors import PyruncError
 from ..linux import ffi
-from .seccomp import (
+from .seccomp_abi import (
     ARCHES,
     SECCOMP_GET_ACTION_AVAIL,
     SECCOMP_NR,

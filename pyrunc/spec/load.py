@@ -4,7 +4,7 @@ Python's json module is lenient where a runtime must not be: it accepts NaN
 and Infinity, silently keeps the last of duplicate keys, recurses until
 RecursionError on deep nesting, and reads files of any size or kind. Each of
 those is turned into a ConfigError here, so the CLI prints one line and never
-a traceback (docs/security.md, "4. Bad input").
+a traceback (SECURITY.md: hostile config documents).
 """
 
 from __future__ import annotations

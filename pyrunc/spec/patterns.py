@@ -35,30 +35,6 @@ def semver(s: str) -> bool:
     return len(nums) == 3 and all(_number(n) for n in nums)
 
 
-def _digits(s: str) -> bool:
-    return bool(s) and set(s) <= DIGITS
-
-
-def cpu_list(s: str) -> bool:
-    """Empty, or comma-separated N, N-M or N-M:A/B."""
-    if s == "":
-        return True
-    for item in s.split(","):
-        first, dash, rest = item.partition("-")
-        if not _digits(first):
-            return False
-        if not dash:
-            continue
-        last, colon, stride = rest.partition(":")
-        if not _digits(last):
-            return False
-        if colon:
-            a, slash, b = stride.partition("/")
-            if not (slash and _digits(a) and _digits(b)):
-                return False
-    return True
-
-
 def page_size(s: str) -> bool:
     return len(s) >= 3 and s[-1] == "B" and s[-2] in "KMGTPE" and _number(s[:-2]) and s[0] != "0"
 
@@ -66,7 +42,7 @@ def page_size(s: str) -> bool:
 FAST = {
     r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
     r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$": semver,
-    r"^([0-9]+(-[0-9]+(:[0-9]+/[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+/[0-9]+)?)?)*)?$": cpu_list,
+    r"^[0-9, -]*$": lambda s: set(s) <= DIGITS | {",", " ", "-"},  # upstream's execCPUAffinity
     r"^MB:[^\n]*$": lambda s: s.startswith("MB:") and "\n" not in s,
     r"^RLIMIT_[A-Z]+$": lambda s: s.startswith("RLIMIT_") and len(s) > 7 and set(s[7:]) <= UPPER,
     r"^[1-9][0-9]*[KMGTPE]B$": page_size,

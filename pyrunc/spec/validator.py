@@ -42,7 +42,11 @@ if TYPE_CHECKING:
     Checker = Callable[[Any, Location, Errors], None]
 
 _MAX_REPR = 120
-_IGNORED = frozenset({"$schema", "$id", "$comment", "$defs", "definitions", "title", "description",
+# Where our schema is stricter than the upstream runtime-spec schema, the node says why with the
+# spec's own MUST sentence; it is added to every problem the node finds (tests/unit/
+# test_schema_upstream.py holds each such place against upstream). jsonschema ignores the key.
+MUST_KEYWORD = "x-must"
+_IGNORED = frozenset({MUST_KEYWORD, "$schema", "$id", "$comment", "$defs", "definitions", "title", "description",
                       "default", "examples", "deprecated", "readOnly", "writeOnly"})
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
@@ -114,9 +118,9 @@ class _Compiler:
         checkers = self._keyword_checkers(schema)
         if not checkers:
             return _accept
-        if len(checkers) == 1:
-            return checkers[0]
-        return _all_of_checkers(tuple(checkers))
+        check = checkers[0] if len(checkers) == 1 else _all_of_checkers(tuple(checkers))
+        reason = schema.get(MUST_KEYWORD)
+        return _with_reason(check, reason) if reason else check
 
     def _keyword_checkers(self, schema: dict) -> list[Checker]:
         checkers: list[Checker] = []
@@ -175,6 +179,21 @@ def _accept(inst: Any, loc: Location, errs: Errors) -> None:
 
 def _reject_all(inst: Any, loc: Location, errs: Errors) -> None:
     errs.append((loc, f"False schema does not allow {show(inst)}"))
+
+
+def _with_reason(check: Checker, reason: str) -> Checker:
+    """Append ``(runtime-spec: REASON)`` to the problems this node reports itself (not to those of
+    its sub-properties, which carry their own reasons or none)."""
+    suffix = f" (runtime-spec: {reason})"
+
+    def checked(inst: Any, loc: Location, errs: Errors) -> None:
+        start = len(errs)
+        check(inst, loc, errs)
+        for i in range(start, len(errs)):
+            where, message = errs[i]
+            if where is loc:
+                errs[i] = (where, message + suffix)
+    return checked
 
 
 def _all_of_checkers(checkers: tuple[Checker, ...]) -> Checker:

@@ -1,12 +1,13 @@
 """The CRI lane: a private containerd with its CRI plugin, driven by crictl and critest.
 
-One containerd per session, private in everything (root, state, grpc/ttrpc
-sockets, ``opt``, CNI config and IPAM data, streaming port), with two runtime
+One containerd for the lane (a package-scoped fixture: it ends after the lane's
+last test), private in everything (root, state, grpc/ttrpc sockets, ``opt``,
+CNI config and IPAM data, streaming port), with two runtime
 handlers of the runc-v2 shim: ``pyrunc`` (``BinaryName`` = this worktree's
 pyrunc) and ``runc``, each with its own ``Root`` so their state stays apart
 (and a test can tell which runtime ran a container). The images are local
 stand-ins (tests/cri/images.py) imported with ctr. Pods get their network from
-containernetworking-plugins' bridge on a bridge this session creates, with a
+containernetworking-plugins' bridge on a bridge the lane creates, with a
 private /24, no default route and no masquerading: traffic only flows between
 this machine and the pods' own network namespaces.
 
@@ -17,7 +18,8 @@ systemd, so cgroupfs and no hugetlb controller.
 Teardown removes every pod, stops containerd, deletes the bridge and the pods'
 parent cgroup and then checks that nothing is left (sockets under
 /run/containerd/s, mounts, processes, veths, cgroups): a leftover fails the
-session's teardown.
+lane's teardown. ``Lane`` and ``run_lane`` are shared with the containerd 2.3
+lane (tests/cri2).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import SHARED
 from tests.cri.images import BUSYBOX_IMAGE, IMAGES, PAUSE, build_archive
 from tests.e2e.conftest import (
     CGROUP_ROOT,
@@ -51,7 +54,7 @@ from tests.e2e.conftest import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-CRI_BIN = REPO.parent / "shared" / "cri" / "bin"
+CRI_BIN = SHARED / "cri" / "bin"
 CRICTL = CRI_BIN / "crictl"
 CRITEST = CRI_BIN / "critest"
 CNI_BIN = Path("/usr/lib/cni")
@@ -66,6 +69,42 @@ HANDLERS = {"pyrunc": PYRUNC, "runc": RUNC}
 K8S_NS = "k8s.io"
 
 
+class Lane:
+    """What one CRI lane is: its tools, its handlers and the names of what it makes on the host.
+
+    Two lanes (containerd 1.6 here, containerd 2.3 in tests/cri2) run in one pytest session, and
+    may run at once on one machine, so each has its own prefix (pod namespace, cgroup parent, CNI
+    network), bridge and subnet. ``bin_dir`` holds crictl and critest, and
+    ``containerd``/``ctr`` run from it too when ``own_daemon`` says so (its shim is then first
+    in the daemon's PATH); otherwise Debian's containerd and ctr run.
+    """
+
+    def __init__(self, *, prefix: str, bridge: str, subnet_prefix: str, bin_dir: Path,
+                 handlers: dict[str, str], own_daemon: bool = False) -> None:
+        self.prefix = prefix
+        self.bridge = bridge
+        self.subnet_prefix = subnet_prefix
+        self.network = f"{prefix}-net"
+        self.cgroup_parent = f"/{prefix}"
+        self.bin_dir = bin_dir
+        self.crictl = bin_dir / "crictl"
+        self.critest = bin_dir / "critest"
+        self.handlers = handlers
+        self.containerd = str(bin_dir / "containerd") if own_daemon else "containerd"
+        self.ctr = str(bin_dir / "ctr") if own_daemon else "ctr"
+        self.path_first = str(bin_dir) if own_daemon else ""
+
+    def daemon_env(self) -> dict[str, str]:
+        """The daemon's environment: its own bin directory first, so it starts its own shim."""
+        env = dict(os.environ)
+        if self.path_first:
+            env["PATH"] = f"{self.path_first}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+        return env
+
+
+LANE = Lane(prefix=PREFIX, bridge=BRIDGE, subnet_prefix=SUBNET_PREFIX, bin_dir=CRI_BIN, handlers=HANDLERS)
+
+
 def _free_port() -> int:
     """A free TCP port on 127.0.0.1 for the CRI streaming server (exec/attach URLs carry it)."""
     with socket.socket() as s:
@@ -73,7 +112,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def containerd_config(w: Path, port: int) -> str:
+def containerd_config(w: Path, port: int, lane: Lane = LANE) -> str:
     """The private containerd config: CRI on, two handlers, CNI and this machine's settings."""
     runtimes = "".join(f"""
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
@@ -82,7 +121,7 @@ def containerd_config(w: Path, port: int) -> str:
             BinaryName = "{binary}"
             Root = "{w}/rt/{name}"
             SystemdCgroup = false
-""" for name, binary in HANDLERS.items())
+""" for name, binary in lane.handlers.items())
     return f"""# private containerd of pyrunc's CRI lane (tests/cri/conftest.py)
 version = 2
 root = "{w}/root"
@@ -124,23 +163,24 @@ plugin_dir = ""
 """
 
 
-def cni_config(w: Path) -> dict:
+def cni_config(w: Path, lane: Lane = LANE) -> dict:
     """bridge + host-local on the session's own bridge: no gateway on it, no routes, no masquerade.
 
     isGateway stays false so the plugin neither assigns the bridge an address
     nor turns on the host's ip_forward; the session gave the bridge its .1.
     """
-    return {"cniVersion": "1.0.0", "name": NETWORK, "plugins": [{
-        "type": "bridge", "bridge": BRIDGE, "isGateway": False, "ipMasq": False, "hairpinMode": False,
+    return {"cniVersion": "1.0.0", "name": lane.network, "plugins": [{
+        "type": "bridge", "bridge": lane.bridge, "isGateway": False, "ipMasq": False, "hairpinMode": False,
         "ipam": {"type": "host-local", "dataDir": f"{w}/ipam",
-                 "ranges": [[{"subnet": f"{SUBNET_PREFIX}.0/24", "gateway": f"{SUBNET_PREFIX}.1"}]]}}]}
+                 "ranges": [[{"subnet": f"{lane.subnet_prefix}.0/24", "gateway": f"{lane.subnet_prefix}.1"}]]}}]}
 
 
 class Cri:
     """crictl against the private containerd, plus the daemon's lifecycle."""
 
-    def __init__(self, w: Path):
+    def __init__(self, w: Path, lane: Lane = LANE):
         self.w = w
+        self.lane = lane
         self.sock = w / "c.sock"
         self.log = w / "containerd.log"
         self.config = w / "crictl.yaml"
@@ -150,8 +190,9 @@ class Cri:
     def start(self) -> None:
         """Start containerd in its own session and wait until CRI answers."""
         log = open(self.log, "a")
-        self.proc = subprocess.Popen(["containerd", "--config", str(self.w / "config.toml")],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        self.proc = subprocess.Popen([self.lane.containerd, "--config", str(self.w / "config.toml")],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                     env=self.lane.daemon_env())
         log.close()
         ok = wait_for(lambda: self.sock.exists() and self("info", timeout=10, quiet=True).rc == 0, timeout=60,
                       step=0.2)
@@ -177,7 +218,7 @@ class Cri:
 
     # ---- crictl ----
     def __call__(self, *args: str, timeout: float = 90, tty: bool = False, quiet: bool = False) -> Result:
-        argv = [str(CRICTL), "--config", str(self.config), *args]
+        argv = [str(self.lane.crictl), "--config", str(self.config), *args]
         if quiet:
             p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
             return Result(argv, p.returncode, p.stdout, p.stderr)
@@ -196,9 +237,10 @@ class Cri:
     # ---- specs ----
     def pod_spec(self, name: str, **extra: object) -> Path:
         """A pod sandbox config (below the lane's cgroup parent) written to a file."""
-        spec: dict = {"metadata": {"name": name, "namespace": PREFIX, "uid": uuid.uuid4().hex, "attempt": 0},
+        spec: dict = {"metadata": {"name": name, "namespace": self.lane.prefix, "uid": uuid.uuid4().hex,
+                                   "attempt": 0},
                       "log_directory": str(self.w / "logs" / name),
-                      "linux": {"cgroup_parent": CGROUP_PARENT}}
+                      "linux": {"cgroup_parent": self.lane.cgroup_parent}}
         spec.update(extra)
         path = self.w / "specs" / f"pod-{name}.json"
         path.parent.mkdir(exist_ok=True)
@@ -245,8 +287,8 @@ def _shim_sockets() -> set[str]:
     return {p.name for p in d.iterdir()} if d.is_dir() else set()
 
 
-def _veths_on_bridge() -> list[str]:
-    p = subprocess.run(["ip", "-o", "link", "show", "master", BRIDGE], capture_output=True, text=True)
+def _veths_on_bridge(bridge: str = BRIDGE) -> list[str]:
+    p = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True)
     return [ln.split(":")[1].strip() for ln in p.stdout.splitlines() if ":" in ln]
 
 
@@ -265,60 +307,78 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def lane_cgroups() -> list[Path]:
+def lane_cgroups(prefix: str = PREFIX) -> list[Path]:
     """The lane's parent cgroup in every hierarchy where it exists."""
-    return [h / PREFIX for h in CGROUP_ROOT.iterdir() if (h / PREFIX).is_dir()] if CGROUP_ROOT.is_dir() else []
+    return [h / prefix for h in CGROUP_ROOT.iterdir() if (h / prefix).is_dir()] if CGROUP_ROOT.is_dir() else []
 
 
-def _create_bridge() -> None:
-    subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True, capture_output=True)
-    subprocess.run(["ip", "addr", "add", f"{SUBNET_PREFIX}.1/24", "dev", BRIDGE], check=True, capture_output=True)
-    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
+def _create_bridge(lane: Lane = LANE) -> None:
+    subprocess.run(["ip", "link", "add", lane.bridge, "type", "bridge"], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", f"{lane.subnet_prefix}.1/24", "dev", lane.bridge], check=True,
+                   capture_output=True)
+    subprocess.run(["ip", "link", "set", lane.bridge, "up"], check=True, capture_output=True)
 
 
-def _bridge_exists() -> bool:
-    return subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
+def _bridge_exists(bridge: str = BRIDGE) -> bool:
+    return subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cri() -> Iterator[Cri]:
     """The lane's containerd with CRI, images imported, bridge up; everything removed afterwards."""
+    yield from run_lane(LANE, containerd_config, "crictl/critest come from ../shared/cri, see its README",
+                        ("containerd", "runc", "containernetworking-plugins", "busybox-static", "iproute2"))
+
+
+def run_lane(lane: Lane, config: Callable[[Path, int, Lane], str], whence: str,
+             packages: tuple[str, ...]) -> Iterator[Cri]:
+    """Set a lane up (containerd with ``config``, CNI, bridge, images), yield its ``Cri``, tear it
+    down and fail if anything is left; skip with the reason where a tool or package is missing."""
     if os.geteuid() != 0:
         pytest.skip("the CRI lane needs root")
-    for tool in (CRICTL, CRITEST):
+    tools = [lane.crictl, lane.critest] + ([Path(lane.containerd), Path(lane.ctr)] if lane.path_first else [])
+    for tool in tools:
         if not os.access(tool, os.X_OK):
-            pytest.skip(f"{tool} is absent (crictl/critest come from ../shared/cri, see its README)")
-    if not os.access(PYRUNC, os.X_OK):
-        pytest.skip(f"{PYRUNC} is not installed (make setup)")
-    reason = ensure_packages("containerd", "runc", "containernetworking-plugins", "busybox-static", "iproute2")
+            pytest.skip(f"{tool} is absent ({whence})")
+    for name, binary in lane.handlers.items():
+        if not os.access(binary, os.X_OK):
+            pytest.skip(f"handler {name}: {binary} is not installed")
+    reason = ensure_packages(*packages)
     if reason:
         pytest.skip(reason)
-    if _bridge_exists():
-        pytest.skip(f"bridge {BRIDGE} already exists: another CRI lane is running on this machine")
-    if lane_cgroups():
-        pytest.skip(f"cgroup {CGROUP_PARENT} already exists: another CRI lane is running on this machine")
+    if _bridge_exists(lane.bridge):
+        pytest.skip(f"bridge {lane.bridge} already exists: another CRI lane is running on this machine")
+    if lane_cgroups(lane.prefix):
+        pytest.skip(f"cgroup {lane.cgroup_parent} already exists: another CRI lane is running on this machine")
     sockets_before = _shim_sockets()
     existed = {d: d.exists() for d in HOST_DIRS}
     w = Path(tempfile.mkdtemp(prefix="pycri.", dir="/tmp"))
-    cri = Cri(w)
+    # Searchable, not listable, by others (as containerd's own /run/containerd task directories
+    # are): a user-namespaced pod's runtime reaches its rootfs below here as the pod's mapped root.
+    w.chmod(0o711)
+    cri = Cri(w, lane)
     try:
-        for d in ("root", "state", "opt", "v1", "net.d", "ipam", "logs", "rt/pyrunc", "rt/runc"):
+        for d in ("root", "state", "tmp", "opt", "v1", "net.d", "ipam", "logs", "shim",
+                  *(f"rt/{name}" for name in lane.handlers)):
             (w / d).mkdir(parents=True)
-        (w / "config.toml").write_text(containerd_config(w, _free_port()))
-        (w / "net.d" / "10-pyrunc-cri.conflist").write_text(json.dumps(cni_config(w), indent=1))
+        (w / "config.toml").write_text(config(w, _free_port(), lane))
+        (w / "net.d" / f"10-{lane.prefix}.conflist").write_text(json.dumps(cni_config(w, lane), indent=1))
         endpoint = f"unix://{w}/c.sock"
         cri.config.write_text(f"runtime-endpoint: {endpoint}\nimage-endpoint: {endpoint}\ntimeout: 60\n"
                               "debug: false\npull-image-on-create: false\n")
-        _create_bridge()
+        _create_bridge(lane)
         archive = build_archive(w / "images")
         cri.start()
-        p = subprocess.run(["ctr", "--address", str(w / "c.sock"), "-n", K8S_NS, "images", "import",
+        p = subprocess.run([lane.ctr, "--address", str(w / "c.sock"), "-n", K8S_NS, "images", "import",
                             "--all-platforms", str(archive)], capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
             raise RuntimeError(f"ctr images import failed: {p.stderr[-1500:]}")
-        listed = cri.ok("images", "-o", "json")
-        missing = [n for n in IMAGES if n not in listed]
-        assert not missing, f"images not visible to CRI: {missing}"
+        # containerd 2.x fills the CRI's image store from the import's events, a moment later.
+        def missing() -> list[str]:
+            listed = cri.ok("images", "-o", "json")
+            return [n for n in IMAGES if n not in listed]
+        wait_for(lambda: not missing(), timeout=30, step=0.2)
+        assert not missing(), f"images not visible to CRI: {missing()}"
         yield cri
     finally:
         leftovers = teardown(cri, sockets_before, existed)
@@ -345,21 +405,22 @@ def teardown(cri: Cri, sockets_before: set[str], existed: dict[Path, bool]) -> d
     mounts = [ln.split()[1] for ln in Path("/proc/self/mounts").read_text().splitlines() if str(w) in ln]
     if mounts:
         left["mounts"] = mounts
-    if _bridge_exists():
-        veths = _veths_on_bridge()
+    lane = cri.lane
+    if _bridge_exists(lane.bridge):
+        veths = _veths_on_bridge(lane.bridge)
         if veths:
             left["veths"] = veths
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-    killed = remove_cgroup_tree(PREFIX, set())
+        subprocess.run(["ip", "link", "del", lane.bridge], capture_output=True)
+    killed = remove_cgroup_tree(lane.prefix, set())
     if killed:
         left["cgroup processes"] = killed
-    if lane_cgroups():
-        left["cgroups"] = [str(p) for p in lane_cgroups()]
+    if lane_cgroups(lane.prefix):
+        left["cgroups"] = [str(p) for p in lane_cgroups(lane.prefix)]
     new_sockets = _shim_sockets() - sockets_before
     if new_sockets:
         left["shim sockets"] = sorted(new_sockets)
     results = Path("/var/lib/cni/results")
-    cached = sorted(p.name for p in results.glob(f"{NETWORK}-*")) if results.is_dir() else []
+    cached = sorted(p.name for p in results.glob(f"{lane.network}-*")) if results.is_dir() else []
     if cached:  # libcni's cache of an attachment that was never deleted
         left["cni results"] = cached
     for d, was_there in existed.items():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cri.conftest import CRITEST, Cri
+from tests.cri.conftest import Cri
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -29,6 +29,11 @@ SKIPPED = {
     r"port mapping": "host port mapping needs the portmap CNI plugin and iptables NAT on the host",
     r"portforward in host network": "needs gcr.io/k8s-staging-cri-tools/hostnet-nginx (a registry pull) and "
                                     "a server on this shared machine's own network",
+}
+#: Specs the two concurrent runs cannot share the machine for: run afterwards, one handler at a time.
+ALONE = {
+    r"should support portforward \[Conformance\]": "critest listens on the host's 127.0.0.1:12001 for the "
+                                                     "port-forward: two at once collide (address already in use)",
 }
 CRITEST_TIMEOUT = 1200
 #: (report file name, spec) -> the start of its failure message, for the test's output.
@@ -81,39 +86,49 @@ def remove_recorded_segments(ids: Path) -> list[str]:
     return failed
 
 
-def start_critest(cri: Cri, handler: str) -> tuple[subprocess.Popen, Path, float]:
-    """Start one critest run with ``handler``; its output goes to a file next to its junit report."""
-    report = cri.w / f"critest-{handler}.xml"
+def start_critest(cri: Cri, handler: str, skipped: dict[str, str] = SKIPPED, focus: str = "",
+                  tag: str = "") -> tuple[subprocess.Popen, Path, float]:
+    """Start one critest run with ``handler`` (only the specs matching ``focus``, if given); its
+    output goes to a file next to its junit report, both named by handler and ``tag``."""
+    report = cri.w / f"critest-{handler}{tag}.xml"
     bin_dir, _ = ipcmk_wrapper(cri)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}")
     endpoint = f"unix://{cri.sock}"
-    argv = [str(CRITEST), f"--runtime-endpoint={endpoint}", f"--image-endpoint={endpoint}",
+    argv = [str(cri.lane.critest), f"--runtime-endpoint={endpoint}", f"--image-endpoint={endpoint}",
             f"--runtime-handler={handler}", "--ginkgo.no-color", f"--ginkgo.junit-report={report}",
-            f"--ginkgo.skip={'|'.join(SKIPPED)}"]
-    with open(cri.w / f"critest-{handler}.out", "w") as out:
+            f"--ginkgo.skip={'|'.join(skipped)}"] + ([f"--ginkgo.focus={focus}"] if focus else [])
+    with open(cri.w / f"critest-{handler}{tag}.out", "w") as out:
         p = subprocess.Popen(["timeout", "-k", "10", str(CRITEST_TIMEOUT), *argv], stdout=out,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cri.w, env=env)
     return p, report, time.monotonic()
 
 
-def finish_critest(cri: Cri, handler: str, run: tuple[subprocess.Popen, Path, float]) -> tuple[dict, float, str]:
+def finish_critest(cri: Cri, handler: str, run: tuple[subprocess.Popen, Path, float],
+                   tag: str = "") -> tuple[dict, float, str]:
     """Wait for a run: (outcomes, seconds, output tail)."""
     p, report, t0 = run
     p.wait()
     took = time.monotonic() - t0
-    tail = (cri.w / f"critest-{handler}.out").read_text(errors="replace")[-6000:]
+    tail = (cri.w / f"critest-{handler}{tag}.out").read_text(errors="replace")[-6000:]
     assert report.exists(), f"critest ({handler}) wrote no report (rc={p.returncode}): {tail}"
     return junit_outcomes(report), took, tail
 
 
-def test_critest_pyrunc_passes_what_runc_passes(cri: Cri) -> None:
-    """critest with runc, then with pyrunc: pyrunc's passed set contains runc's."""
+def run_both(cri: Cri, skipped: dict[str, str] = SKIPPED) -> dict[str, tuple[dict, float, str]]:
+    """critest with runc and with pyrunc at the same time, then the ``ALONE`` specs one handler
+    after the other: {handler: (outcomes, seconds, output tail)}."""
     _, shm_ids = ipcmk_wrapper(cri)
     runs: dict[str, tuple[subprocess.Popen, Path, float]] = {}
     try:
         for h in ("runc", "pyrunc"):
-            runs[h] = start_critest(cri, h)
+            runs[h] = start_critest(cri, h, {**skipped, **ALONE})
         results = {h: finish_critest(cri, h, r) for h, r in runs.items()}
+        for h in ("runc", "pyrunc"):
+            runs[h] = start_critest(cri, h, skipped, focus="|".join(ALONE), tag="-alone")
+            alone, took, tail = finish_critest(cri, h, runs[h], tag="-alone")
+            assert alone, f"critest ({h}) ran none of {list(ALONE)}: {tail}"
+            outcomes = {**results[h][0], **{n: o for n, o in alone.items() if o != "skipped"}}
+            results[h] = (outcomes, results[h][1] + took, results[h][2] + tail)
     finally:
         for p, _, _ in runs.values():  # a run still going when the other one failed
             if p.poll() is None:
@@ -121,13 +136,26 @@ def test_critest_pyrunc_passes_what_runc_passes(cri: Cri) -> None:
                 p.wait(timeout=60)
         stuck = remove_recorded_segments(shm_ids)
     assert not stuck, f"host shm segments critest made could not be removed: {stuck}"
+    return results
+
+
+def report(results: dict[str, tuple[dict, float, str]]) -> dict[str, set[str]]:
+    """Print each handler's counts and failures (the lane's record); {handler: passed specs}."""
     passed = {h: {n for n, o in r[0].items() if o == "passed"} for h, r in results.items()}
     for h, (outcomes, took, _) in results.items():
         failed = sorted(n for n, o in outcomes.items() if o == "failed")
         print(f"critest {h}: {len(passed[h])} passed, {len(failed)} failed, "
               f"{sum(o == 'skipped' for o in outcomes.values())} skipped in {took:.0f}s")
         for name in failed:
-            print(f"  failed: {name}\n    {FAILURE_TEXT.get((f'critest-{h}.xml', name), '')!r}")
+            why = next((t for (f, n), t in FAILURE_TEXT.items() if n == name and f.startswith(f"critest-{h}")), "")
+            print(f"  failed: {name}\n    {why!r}")
+    return passed
+
+
+def test_critest_pyrunc_passes_what_runc_passes(cri: Cri) -> None:
+    """critest with runc, then with pyrunc: pyrunc's passed set contains runc's."""
+    results = run_both(cri)
+    passed = report(results)
     assert passed["runc"], f"runc passed nothing: the harness is broken\n{results['runc'][2]}"
     lost = sorted(passed["runc"] - passed["pyrunc"])
     assert not lost, f"specs runc passes but pyrunc does not: {lost}\n{results['pyrunc'][2]}"

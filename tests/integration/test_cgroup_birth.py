@@ -1,4 +1,4 @@
-"""The init is born in its cgroups (process/parent.py: plan_cgroup_birth), not moved there.
+"""The init is born in its cgroups (process/launch.py: plan_cgroup_birth), not moved there.
 
 A cgroup.procs write waits for an RCU grace period (~10 ms here). The parent
 clones stage 1 into the cgroup2 directory (CLONE_INTO_CGROUP) and stage 1
@@ -90,14 +90,14 @@ def test_a_refused_clone_falls_back_to_fork_and_says_so():
 import os, sys
 sys.path[:0] = [{str(REPO)!r}]
 from pyrunc import linux
-from pyrunc.process import parent
+from pyrunc.process import launch
 
 def refuse(fd):
     raise OSError(38, "clone3: Function not implemented")
 
 linux.fork_into_cgroup = refuse
 fd = os.open("/", os.O_PATH)
-pid, born = parent.fork_stage1(fd)
+pid, born = launch.fork_stage(fd)
 if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)

@@ -246,11 +246,11 @@ def test_update_persists_and_merges(pyrunc, bundle):
     pid = start_detached(pyrunc, bundle, "c1")
     assert pyrunc("update", "--memory", "128m", "c1").returncode == 0
     st = StateDir(str(pyrunc.root), "c1").load()
-    assert st["config"]["linux"]["resources"]["memory"]["limit"] == 128 << 20
+    assert st.config["linux"]["resources"]["memory"]["limit"] == 128 << 20
     assert pyrunc("update", "--pids-limit", "9", "c1").returncode == 0
     st = StateDir(str(pyrunc.root), "c1").load()
-    assert st["config"]["linux"]["resources"]["memory"]["limit"] == 128 << 20
-    assert st["config"]["linux"]["resources"]["pids"]["limit"] == 9
+    assert st.config["linux"]["resources"]["memory"]["limit"] == 128 << 20
+    assert st.config["linux"]["resources"]["pids"]["limit"] == 9
     assert read_cg(pid, "memory", MEM_V1, MEM_V2) == str(128 << 20)
 
 

@@ -7,6 +7,7 @@ Every cgroup used here is created by the test itself under a unique name.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pyrunc.cgroups import create_manager, detect, load_manager
+from pyrunc.errors import CgroupError
 
 pytestmark = [pytest.mark.root]
 
@@ -102,6 +104,20 @@ def test_destroy_retries_while_a_task_is_exiting(sleeper: subprocess.Popen) -> N
     sleeper.kill()
     m.destroy()  # the zombie/exiting task leaves the cgroup shortly; rmdir is retried
     sleeper.wait()
+    assert not m.exists()
+
+
+def test_apply_of_a_gone_pid_is_esrch() -> None:
+    """Callers tell "that process already exited" from a failure by the errno (process/create.py)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    m = create_manager(None, unique("gone"), layout=LAYOUT)
+    try:
+        with pytest.raises(CgroupError) as info:
+            m.apply(gone.pid)
+        assert info.value.errno == errno.ESRCH, info.value
+    finally:
+        m.destroy()
     assert not m.exists()
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import RUNC15
+
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "conformance" / "run"
 PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
@@ -58,6 +60,29 @@ def test_fast_subset_passes_without_regressions(tmp_path):
     assert rc == 0, out
     last = out.strip().splitlines()[-1]
     assert last.startswith(f"{len(FAST)} scenarios:") and last.endswith("regressions 0"), last
+
+
+# The scenarios of behaviour runc changed after 1.1 (issue 22): runc 1.5.1 and pyrunc pass them.
+RUNC15_SCENARIOS = ["rootfs-propagation-shared", "rootfs-propagation-unbindable", "rootfs-propagation-rshared",
+                    "rootfs-propagation-rshared-submounts", "rootfs-propagation-private-no-pivot-errors",
+                    "masked-dirs-share-one-tmpfs", "masked-dir-read-only", "io-priority-class-only",
+                    "pids-limit-zero"]
+
+
+@pytest.mark.skipif(not RUNC15.exists(), reason=f"runc 1.5.1 oracle not present ({RUNC15})")
+def test_both_oracles_one_report_no_regressions(tmp_path):
+    """The lane against runc 1.5.1: a column per runc, pyrunc passes what either passes."""
+    names = FAST[:6] + RUNC15_SCENARIOS
+    k = "^(" + "|".join(n.replace(".", r"\.") for n in names) + ") "
+    rc, rows, out = harness(tmp_path, "--runtime", str(PYRUNC), "--oracle", RUNC, "--oracle", str(RUNC15),
+                            "-k", k, timeout=300)
+    assert set(rows) == set(names)
+    assert rc == 0 and out.strip().splitlines()[-1].endswith("regressions 0"), out
+    labels = list(rows[names[0]]["oracles"])
+    assert len(labels) == 2 and labels[1] == "runc 1.5.1", labels
+    for name in RUNC15_SCENARIOS:
+        assert rows[name]["runtime"] == "pass", rows[name]
+        assert rows[name]["oracles"]["runc 1.5.1"] == "pass", rows[name]
 
 
 def test_a_runtime_that_does_nothing_fails(tmp_path):

@@ -560,25 +560,105 @@ def test_cgroup_mount_is_read_only_inside(runtime, bundle, cgroupns):
     assert "MKDIR" not in p.stdout and "WROTE" not in p.stdout, p.stdout
 
 
-@pytest.mark.cve("CVE-2023-25809")
-def test_sys_rbind_ro_leaves_no_writable_cgroup_submount(pyrunc, bundle):
-    """/sys as an `rbind,ro` bind of the host's /sys (no cgroup ns): every submount must be ro.
+SYS_RBIND_PROBE = (
+    "awk '$5 ~ \"^/sys/fs/cgroup\" {for (i = 7; i <= NF; i++) if ($i == \"-\") print \"M\", $5, $3, $6, $(i+1)}' "
+    "/proc/self/mountinfo; "
+    "for p in $(awk '$5 ~ \"^/sys/fs/cgroup\" {print $5}' /proc/self/mountinfo | sort -u); do "
+    "test -e $p && echo D $p $(stat -c '%d' $p); done; "
+    "for d in $(find /sys/fs/cgroup -maxdepth 2 -type d); do mkdir $d/NAME 2>/dev/null && echo MKDIR $d; done; "
+    "for f in $(find /sys/fs/cgroup -maxdepth 2 -name release_agent); do "
+    "echo /x > $f 2>/dev/null && echo WROTE $f; done; echo probed")
 
-    A recursive bind with `ro` only makes the top mount read-only in mount(2); the host's
-    /sys/fs/cgroup/* hierarchies under it would stay writable (CVE-2023-25809's shape).
-    FAILS ON THE CURRENT BUILD (reported): pyrunc, like runc 1.1.5, remounts only the top of an
-    rbind read-only; the fix is mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY) for `rbind,ro`.
+
+def reachable_cgroup_mounts(out: str) -> dict[str, tuple[str, str]]:
+    """{mount point: (options, fstype)} of the mount a path under /sys/fs/cgroup reaches in the
+    container: the last mount at that point whose device is the one the path stats to (a host
+    hierarchy carried by the /sys rbind and covered by the cgroup mount's tmpfs is not reachable)."""
+    entries: dict[str, list[tuple[str, str, str]]] = {}
+    devs: dict[str, int] = {}
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == ["M"]:
+            entries.setdefault(f[1], []).append((f[2], f[3], f[4]))
+        elif f[:1] == ["D"]:
+            devs[f[1]] = int(f[2])
+    reached = {}
+    for point, dev in devs.items():
+        for majmin, opts, fstype in reversed(entries.get(point, [])):
+            major, minor = (int(x) for x in majmin.split(":"))
+            if os.makedev(major, minor) == dev:
+                reached[point] = (opts, fstype)
+                break
+    return reached
+
+
+@pytest.fixture(params=["pyrunc", "runc-1.5.1"])
+def pyrunc_or_runc15(request, tmp_path):
+    from tests.oracles import runtime_named
+
+    yield from runtime_named(request.param, tmp_path)
+
+
+@pytest.mark.cve("CVE-2023-25809")
+@pytest.mark.parametrize("userns", [True, False], ids=["userns", "no-userns"])
+@pytest.mark.parametrize("cgroupns", [True, False], ids=["cgroupns", "no-cgroupns"])
+def test_sys_rbind_ro_leaves_no_writable_cgroup_submount(pyrunc_or_runc15, bundle, userns, cgroupns):
+    """/sys as an `rbind,ro` bind of the host's /sys, the cgroup mount on /sys/fs/cgroup: nothing
+    of the host's cgroupfs is writable from inside, in a user namespace or not, with a cgroup
+    namespace or not; pyrunc and runc 1.5.1 alike.
+
+    `ro` on an rbind makes only the bind's own mount read-only (the spec, the CRI and runc:
+    tests/integration/test_readonly_mounts.py), so the host's cgroup hierarchies arrive under
+    the container's /sys writable. The protection is where runc keeps it (CVE-2023-25809's fix,
+    `mountCgroupV1`/`mountCgroupV2` in runc's libcontainer/rootfs_linux.go): the cgroup mount
+    that follows covers /sys/fs/cgroup, and each hierarchy (or the cgroup2 bind a user namespace
+    without a cgroup namespace falls back to) is remounted read-only. The user namespace maps
+    the container's root to the host's, so a host hierarchy left writable would really be
+    writable (as the rootless user's own cgroup was in the advisory).
+
+    Weakened (shown): pyrunc/rootfs/mounts.py mount_cgroup without the `bind_remount` of each
+    v1 hierarchy: both no-cgroupns cases fail for pyrunc (the own-cgroup binds are reachable rw
+    and mkdir works in every hierarchy); runc 1.5.1 passes all four.
     """
-    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if not m["destination"].startswith("/sys")]
-    bundle.config["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
-                                    "options": ["rbind", "ro", "nosuid", "noexec", "nodev"]})
-    bundle.config["linux"]["namespaces"] = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
+    rt = pyrunc_or_runc15
+    name = f"i25-escape-{os.getpid()}"
+    mounts = [m for m in bundle.config["mounts"] if not m["destination"].startswith("/sys")]
+    mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
+                   "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                   "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    bundle.config["mounts"] = mounts
+    namespaces = [ns for ns in bundle.config["linux"]["namespaces"] if cgroupns or ns["type"] != "cgroup"]
+    if userns:
+        namespaces.append({"type": "user"})
+        bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+        bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    bundle.config["linux"]["namespaces"] = namespaces
     bundle.config["linux"]["maskedPaths"] = []
-    bundle.config["process"]["args"] = ["sh", "-c", "awk '$5 ~ \"^/sys\" {print $5, $6}' /proc/self/mountinfo"]
-    p = pyrunc("run", "sysro", bundle=bundle)
-    assert p.returncode == 0, p.stderr
-    writable = [line for line in p.stdout.splitlines() if "ro" not in line.split()[1].split(",")]
-    assert writable == [], f"writable host mounts under /sys inside the container: {writable}"
+    bundle.config["process"]["capabilities"] = {k: ALL_CAPS_BUT_PTRACE for k in ("bounding", "effective", "permitted")}
+    try:
+        p = probe(rt, bundle, SYS_RBIND_PROBE.replace("NAME", name))
+    finally:
+        made = [d for d, _, _ in os.walk("/sys/fs/cgroup") if os.path.basename(d) == name]
+        for d in made:
+            os.rmdir(d)
+    assert p.returncode == 0, f"{rt.name}: {p.stderr}"
+    assert "probed" in p.stdout
+    assert not made, f"{rt.name}: the container made host cgroups: {made}\n{p.stdout}"
+    assert "WROTE" not in p.stdout, f"{rt.name}: {p.stdout}"
+    reached = reachable_cgroup_mounts(p.stdout)
+    assert reached, f"{rt.name}: no mount reachable under /sys/fs/cgroup: {p.stdout}"
+    # mkdir may succeed in the container's own tmpfs at /sys/fs/cgroup (runc leaves it writable);
+    # in a directory of a cgroup filesystem it is an escape (the runtime's delete may have
+    # removed the child cgroup on the host already, so the output is the evidence).
+    mkdirs = [line.split()[1] for line in p.stdout.splitlines() if line.startswith("MKDIR ")]
+    on_cgroupfs = [d for d in mkdirs
+                   if reached[max((pt for pt in reached if d == pt or d.startswith(pt + "/")), key=len)][1]
+                   .startswith("cgroup")]
+    assert not on_cgroupfs, f"{rt.name}: mkdir worked in host cgroups: {on_cgroupfs}"
+    writable = {point: v for point, v in reached.items()
+                if v[1].startswith("cgroup") and "ro" not in v[0].split(",")}
+    assert not writable, f"{rt.name}: writable cgroupfs reachable inside: {writable}"
 
 
 # ---------------------------------------------------------------------------------------------

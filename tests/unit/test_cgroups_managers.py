@@ -1,12 +1,14 @@
 """v1, v2 and hybrid managers against fake cgroupfs trees in tmp dirs.
 
-The fake trees are plain directories: writes create regular files, so each
-test checks which files got which contents. Kernel behaviour (freezer state
-transitions, controller availability) is simulated by pre-writing files.
+The fake trees are plain directories that get the kernel's control files with
+every cgroup made in them (tests/unit/fakecgroup.py), so each test checks which
+files got which contents. Kernel behaviour (freezer state transitions,
+controller availability) is simulated by pre-writing files.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,10 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc.cgroups import base, create_manager, detect, load_manager
+from pyrunc.cgroups import base, create_manager, detect, devices_bpf, frozen, load_manager
 from pyrunc.errors import CgroupError
+from tests.unit import fakecgroup
 
 V1_CTRLS = ["cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "name=systemd"]
+
+
+@pytest.fixture(autouse=True)
+def cgroupfs(monkeypatch: pytest.MonkeyPatch) -> None:
+    fakecgroup.install(monkeypatch)
 
 
 def make_layout(tmp_path: Path, mode: str, own: str = "/", memory_own: str | None = None) -> detect.Layout:
@@ -28,6 +36,7 @@ def make_layout(tmp_path: Path, mode: str, own: str = "/", memory_own: str | Non
         for i, ctrls in enumerate(V1_CTRLS):
             mp = tmp_path / ctrls.replace("name=", "")
             mp.mkdir()
+            fakecgroup.mount(mp, "v1", ctrls.split(","))
             mountinfo.append(f"{30 + i} 20 0:{30 + i} / {mp} rw - cgroup cgroup rw,{ctrls}")
             path = memory_own if (ctrls == "memory" and memory_own) else own
             cgroup.append(f"{i + 1}:{ctrls}:{path}")
@@ -36,11 +45,10 @@ def make_layout(tmp_path: Path, mode: str, own: str = "/", memory_own: str | Non
     if mode in ("v2", "hybrid"):
         mp = tmp_path / ("unified" if mode == "hybrid" else "v2")
         mp.mkdir()
+        # hybrid: systemd's controller-less unified tree
+        fakecgroup.mount(mp, "v2", ["cpuset", "cpu", "io", "memory", "hugetlb", "pids"] if mode == "v2" else [])
         mountinfo.append(f"99 20 0:99 / {mp} rw - cgroup2 cgroup2 rw")
         cgroup.append(f"0::{own}")
-        if mode == "v2":
-            (mp / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids\n")
-            (mp / "cgroup.subtree_control").write_text("\n")
     return detect.build_layout("\n".join(mountinfo) + "\n", "\n".join(cgroup) + "\n")
 
 
@@ -182,7 +190,7 @@ def test_v1_set_rejects_before_writing(tmp_path: Path) -> None:
     m.create()
     with pytest.raises(CgroupError, match="unsupported cgroup resource"):
         m.set({"pids": {"limit": 3}, "memory": {"bogus": 1}})
-    assert not (tmp_path / "pids/t1/pids.max").exists()
+    assert (tmp_path / "pids/t1/pids.max").read_text() == "max"  # the kernel's default: nothing written
     with pytest.raises(CgroupError, match="hugetlb"):
         m.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})
     with pytest.raises(CgroupError, match="needs cgroup v2"):
@@ -198,6 +206,7 @@ def test_v1_freeze_thaw_and_signal_all(tmp_path: Path, monkeypatch: pytest.Monke
     assert not m.frozen()
     m.freeze()  # the fake file simply holds what was written
     assert m.frozen() and (tmp_path / "freezer/t1/freezer.state").read_text() == "FROZEN"
+    assert frozen(m.save()) and frozen(json.loads(json.dumps(m.save())))  # what `state` reads
     m.thaw()
     assert not m.frozen()
     proc = subprocess.Popen(["sleep", "30"])
@@ -229,7 +238,9 @@ def test_signal_all_on_missing_cgroup_is_silent(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- v2
-def test_v2_create_enables_controllers_and_set_converts(tmp_path: Path) -> None:
+def test_v2_create_enables_controllers_and_set_converts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    attached: list = []
+    monkeypatch.setattr(devices_bpf, "apply", lambda d, rules, container=None: attached.append((d, rules)))
     layout = make_layout(tmp_path, "v2")
     m = create_manager("/pod/c1", "c1", layout=layout)
     m.create()
@@ -248,13 +259,14 @@ def test_v2_create_enables_controllers_and_set_converts(tmp_path: Path) -> None:
     assert (d / "memory.max").read_text() == str(100 << 20)
     assert (d / "memory.swap.max").read_text() == str(50 << 20)
     assert (d / "memory.low").read_text() == str(10 << 20)
-    assert (d / "cpu.weight").read_text() == "39"
+    assert (d / "cpu.weight").read_text() == "100"
     assert (d / "cpu.max").read_text() == "max 100000"
     assert (d / "pids.max").read_text() == "max"
     assert (d / "io.weight").read_text() == "default 4950"
     assert (d / "io.max").read_text() == "8:0 wiops=30"
     assert (d / "hugetlb.2MB.max").read_text() == str(4 << 20)
     assert (d / "memory.high").read_text() == "50000000"
+    assert attached == [(str(d), [{"allow": False, "access": "rwm"}])]  # the eBPF device filter, last
 
 
 def test_v2_errors(tmp_path: Path) -> None:
@@ -287,10 +299,10 @@ def test_v2_freeze_waits_for_events(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (d / "cgroup.freeze").read_text() == "0"  # rolled back
     (d / "cgroup.events").write_text("populated 1\nfrozen 1\n")
     m.freeze()
-    assert m.frozen()
+    assert m.frozen() and frozen(m.save())
     (d / "cgroup.events").write_text("populated 1\nfrozen 0\n")
     m.thaw()
-    assert not m.frozen()
+    assert not m.frozen() and not frozen(m.save())
 
 
 def test_v2_sigkill_uses_cgroup_kill(tmp_path: Path) -> None:
@@ -315,10 +327,10 @@ def test_hybrid_joins_unified_and_routes_v2_only_controllers(tmp_path: Path) -> 
     assert m.driver == "hybrid"
     m.apply(77)
     assert (tmp_path / "unified/t1/cgroup.procs").read_text() == "77"
-    assert not (tmp_path / "unified/cgroup.subtree_control").exists()  # host tree untouched
+    assert (tmp_path / "unified/cgroup.subtree_control").read_text() == ""  # host tree untouched
     with pytest.raises(CgroupError, match="hugetlb"):
         m.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})
-    (tmp_path / "unified/t1/cgroup.controllers").write_text("hugetlb\n")
+    fakecgroup.enable(tmp_path / "unified/t1", "hugetlb")
     m.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}], "unified": {"hugetlb.1GB.max": "0"}})
     assert (tmp_path / "unified/t1/hugetlb.2MB.max").read_text() == "2097152"
     with pytest.raises(CgroupError, match="memory controller is not available"):
@@ -345,3 +357,57 @@ def test_rootless_drops_unwritable_hierarchies(tmp_path: Path, monkeypatch: pyte
     assert "memory" not in m.paths() and "pids" in m.paths()
     with pytest.raises(CgroupError, match="Permission denied"):
         strict.create()
+
+
+# ------------------------------------------------------------------------------ what callers ask
+def test_writes_never_create_files(tmp_path: Path) -> None:
+    """A control file the kernel did not make is a controller that is not there: the write
+    fails naming it (errno kept), and no file appears."""
+    m = create_manager(None, "t1", layout=make_layout(tmp_path, "v2"))
+    m.create()
+    (tmp_path / "v2/t1/pids.max").unlink()
+    with pytest.raises(CgroupError, match=r"pids.max does not exist \(controller not available") as info:
+        m.set({"pids": {"limit": 3}})
+    assert info.value.errno == errno.ENOENT and info.value.container == "t1"
+    assert not (tmp_path / "v2/t1/pids.max").exists()
+
+
+def test_frozen_record_without_freezer(tmp_path: Path) -> None:
+    m = create_manager(None, "t1", layout=make_layout(tmp_path, "v2"))
+    assert m.save()["freezer"] == [f"{tmp_path}/v2/t1/cgroup.freeze", "1"]
+    assert not frozen(m.save())  # no cgroup (nor cgroup.freeze) yet
+    assert not frozen({}) and not frozen({"freezer": None})
+
+
+def test_frozen_reads_a_record_written_before_records_named_their_freezer(tmp_path: Path) -> None:
+    """A container created (and paused) by the pyrunc before the seam still reads as paused."""
+    (tmp_path / "fr").mkdir()
+    (tmp_path / "fr/freezer.state").write_text("FROZEN\n")
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u/cgroup.freeze").write_text("0\n")
+    assert frozen({"driver": "hybrid", "paths": {"freezer": f"{tmp_path}/fr", "unified": f"{tmp_path}/u"}})
+    assert not frozen({"driver": "systemd", "paths": {"unified": f"{tmp_path}/u"}})
+    (tmp_path / "u/cgroup.freeze").write_text("1\n")
+    assert frozen({"driver": "v2", "paths": {"unified": f"{tmp_path}/u"}})
+
+
+def test_stats_and_criu_freezer_by_driver(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    v2 = create_manager(None, "t1", layout=make_layout(tmp_path / "a", "v2"))
+    v2.create()
+    (tmp_path / "a/v2/t1/pids.current").write_text("3\n")
+    data = v2.stats()
+    assert data["pids"] == {"current": 3} and data["intel_rdt"] == {} and data["network_interfaces"] is None
+    assert v2.freezer_cgroup() == f"{tmp_path}/a/v2/t1"
+    v1 = create_manager(None, "t1", layout=make_layout(tmp_path / "b", "v1"))
+    v1.create()
+    (tmp_path / "b/pids/t1/pids.current").write_text("2\n")
+    (tmp_path / "b/pids/t1/pids.max").write_text("9\n")
+    assert v1.stats()["pids"] == {"current": 2, "limit": 9}
+    assert v1.freezer_cgroup() == f"{tmp_path}/b/freezer/t1"
+    watcher = v1.oom_watcher()  # v1: an eventfd registered through cgroup.event_control
+    try:
+        assert (tmp_path / "b/memory/t1/cgroup.event_control").read_text() != ""
+    finally:
+        watcher.close()

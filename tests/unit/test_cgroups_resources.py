@@ -10,24 +10,25 @@ from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.base import clean_path, join
 from pyrunc.errors import CgroupError
 
+# What runc 1.5.1 wrote to cpu.weight in the v2 guest for these cpu.shares (tests/vm/test_runc15_v2.py checks it there).
+RUNC_151_WEIGHTS = {2: 1, 100: 17, 512: 59, 1024: 100, 2048: 174, 10000: 627, 262144: 10000}
 
-def test_cpu_shares_to_weight_known_points() -> None:
+
+def test_cpu_shares_to_weight_matches_runc_151() -> None:
     assert res.cpu_shares_to_weight(0) == 0
-    assert res.cpu_shares_to_weight(2) == 1
-    assert res.cpu_shares_to_weight(1024) == 39  # what runc 1.1 writes
-    assert res.cpu_shares_to_weight(262144) == 10000
     assert res.cpu_shares_to_weight(1) == 1  # clamped
+    assert {s: res.cpu_shares_to_weight(s) for s in RUNC_151_WEIGHTS} == RUNC_151_WEIGHTS
 
 
-def test_cpu_shares_log_mapping_keeps_defaults() -> None:
-    assert res.cpu_shares_to_weight_log(1024) == 100
-    assert res.cpu_shares_to_weight_log(2) == 1
-    assert res.cpu_shares_to_weight_log(262144) == 10000
+def test_cpu_shares_linear_mapping_of_runc_11() -> None:
+    assert res.cpu_shares_to_weight_linear(1024) == 39  # what runc 1.1.5 writes
+    assert res.cpu_shares_to_weight_linear(2) == 1
+    assert res.cpu_shares_to_weight_linear(262144) == 10000
 
 
 @given(st.integers(min_value=2, max_value=262143))
 def test_weight_mappings_are_monotonic_and_in_range(shares: int) -> None:
-    for fn in (res.cpu_shares_to_weight, res.cpu_shares_to_weight_log):
+    for fn in (res.cpu_shares_to_weight, res.cpu_shares_to_weight_linear):
         w, w_next = fn(shares), fn(shares + 1)
         assert 1 <= w <= w_next <= 10000
 
@@ -48,6 +49,7 @@ def test_memory_swap_to_v2() -> None:
         res.memory_swap_to_v2(50, 100)
     with pytest.raises(CgroupError, match="without a memory limit"):
         res.memory_swap_to_v2(50, 0)
+    assert res.memory_swap_to_v2(300, -1) == 300  # unlimited memory: swap alone (runc 1.2.1+)
 
 
 def test_cpu_max_and_pids_max() -> None:
@@ -55,7 +57,8 @@ def test_cpu_max_and_pids_max() -> None:
     assert res.cpu_max(50000, 100000) == "50000 100000"
     assert res.cpu_max(-1, 100000) == "max 100000"
     assert res.cpu_max(20000, None) == "20000"
-    assert res.pids_max(None) is None and res.pids_max(0) is None
+    assert res.pids_max(None) is None
+    assert res.pids_max(0) == "1"  # a limit (spec 1.3); runc 1.4+ writes 1 for it
     assert res.pids_max(-1) == "max" and res.pids_max(5) == "5"
 
 
@@ -101,3 +104,23 @@ def test_clean_path_stays_inside(parts: list[str]) -> None:
     cleaned = clean_path(raw)
     assert ".." not in cleaned.split("/")
     assert cleaned.startswith("/") == raw.startswith("/") or cleaned == ""
+
+
+def test_update_merges_block_devices_by_major_minor() -> None:
+    """runc 1.5.1's update -r: per-device lists merge by major:minor, later entries win."""
+    old = {"blockIO": {"weight": 100,
+                       "throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1048576}],
+                       "weightDevice": [{"major": 8, "minor": 0, "weight": 500, "leafWeight": 300}]}}
+    merged, touched = res.merge_resources(old, {"blockIO": {
+        "throttleReadBpsDevice": [{"major": 253, "minor": 0, "rate": 2097152}],
+        "weightDevice": [{"major": 8, "minor": 0, "weight": 200}, {"major": 8, "minor": 16, "weight": 10}]}})
+    bio = merged["blockIO"]
+    assert touched == ["blockIO"] and bio["weight"] == 100
+    assert bio["throttleReadBpsDevice"] == [{"major": 254, "minor": 0, "rate": 1048576},
+                                            {"major": 253, "minor": 0, "rate": 2097152}]
+    assert bio["weightDevice"] == [{"major": 8, "minor": 0, "weight": 200, "leafWeight": 300},
+                                   {"major": 8, "minor": 16, "weight": 10}]
+    again, _ = res.merge_resources(merged, {"blockIO": {"throttleReadBpsDevice": [
+        {"major": 254, "minor": 0, "rate": 0}]}})
+    assert again["blockIO"]["throttleReadBpsDevice"][0] == {"major": 254, "minor": 0, "rate": 0}
+    assert old["blockIO"]["weightDevice"][0]["weight"] == 500, "the record passed in is not modified"

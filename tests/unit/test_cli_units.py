@@ -13,7 +13,7 @@ from pyrunc.cli.args import Opt, parse
 from pyrunc.errors import ConfigError, InvalidID, UsageError
 from pyrunc.log import Logger, json_string, rfc3339
 from pyrunc.signals import parse_signal
-from pyrunc.state import StateDir, check_id, write_pid_file
+from pyrunc.state import Record, StateDir, check_id, write_pid_file
 
 OPTS = [Opt("bundle", True, "b", default="."), Opt("detach", short="d"), Opt("no-subreaper"),
         Opt("env", True, "e", multi=True)]
@@ -83,8 +83,12 @@ def test_json_log_records_are_json(tmp_path):
 def test_state_save_is_atomic_and_private(tmp_path):
     sd = StateDir(str(tmp_path / "root"), "c1")
     sd.reserve()
-    sd.save({"pid": 1, "id": "c1"})
-    assert sd.load() == {"pid": 1, "id": "c1"}
+    record = Record("c1", bundle="/b", pid=1)
+    record.annotations = {"a": "b"}
+    sd.save(record)
+    loaded = sd.load()
+    assert loaded.to_dict() == record.to_dict()
+    assert (loaded.id, loaded.pid, loaded.bundle, loaded.annotations) == ("c1", 1, "/b", {"a": "b"})
     assert os.stat(os.path.join(sd.path, "state")).st_mode & 0o777 == 0o600
     assert sorted(os.listdir(sd.path)) == [".recover", "state"]
     assert os.stat(sd.root).st_mode & 0o777 == 0o700

@@ -121,9 +121,19 @@ def test_bad_rules_are_refused(entry: dict) -> None:
         bpf.assemble([entry])
 
 
+def _is_cgroup2(path: str) -> bool:
+    from pyrunc.linux.mount import CGROUP2_SUPER_MAGIC, fstatfs_type
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return fstatfs_type(fd) == CGROUP2_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
 def _writable_cgroup2() -> str | None:
     for mp in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
-        if os.path.isdir(mp) and bpf.is_cgroup2(mp) and os.access(mp, os.W_OK):
+        if os.path.isdir(mp) and _is_cgroup2(mp) and os.access(mp, os.W_OK):
             return mp
     return None
 

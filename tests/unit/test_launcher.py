@@ -48,7 +48,7 @@ def test_launcher_turns_gc_off_before_importing_pyrunc():
 def test_long_lived_commands_turn_gc_back_on():
     import gc
 
-    from pyrunc.cli.common import stay_for_the_container
+    from pyrunc.foreground import stay_for_the_container
 
     gc.disable()
     try:

@@ -73,6 +73,6 @@ def test_config_checks_name_the_unmapped_id():
                      "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
                      "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}}
     with pytest.raises(PyruncError, match=r"process.user.additionalGids 7 is not mapped by linux.gidMappings"):
-        rootless.check_config(cfg, "c")
+        rootless.check_config(cfg)
     cfg["process"]["user"]["additionalGids"] = []
-    rootless.check_config(cfg, "c")
+    rootless.check_config(cfg)

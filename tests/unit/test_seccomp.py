@@ -22,7 +22,7 @@ import pytest
 
 from pyrunc.errors import PyruncError
 from pyrunc.security import seccomp
-from pyrunc.security.seccomp import (
+from pyrunc.security.seccomp_abi import (
     ARCHES,
     SECCOMP_FILTER_FLAG_NEW_LISTENER,
     SECCOMP_FILTER_FLAG_TSYNC,
@@ -306,7 +306,8 @@ def test_x86_64_only_filter_leaves_x32_to_libseccomp():
 def test_podman_profile_compiles_without_warnings():
     cfg = json.loads(PODMAN.read_text())["linux"]["seccomp"]
     f = compiled(cfg)
-    assert f.warnings == [] and f.flags == 0 and not f.needs_notify
+    # podman's profile names no flags: SPEC_ALLOW by default, as runc 1.2+ loads it
+    assert f.warnings == [] and f.flags == seccomp.SECCOMP_FILTER_FLAG_SPEC_ALLOW and not f.needs_notify
     assert 100 < len(f) < 4096
     if os.uname().machine == "x86_64":
         assert run_bpf(f.bpf, NR["read"]) == SECCOMP_RET_ALLOW
@@ -321,6 +322,17 @@ def test_kernel_refusals_are_errors():
     bogus = {"default": SECCOMP_RET_ALLOW, "arches": [], "flags": 1 << 20, "rules": []}
     with pytest.raises(PyruncError, match="refuses seccomp flags"):
         seccomp_compile.check_kernel(bogus)
+
+
+def test_no_flags_means_spec_allow_and_an_empty_list_means_none():
+    from pyrunc.security import seccomp_abi
+
+    """runc 1.5.1 (strace): no "flags" -> SECCOMP_FILTER_FLAG_SPEC_ALLOW; "flags": [] -> 0."""
+    assert seccomp.normalise(profile("SCMP_ACT_ALLOW"))["flags"] == seccomp.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+    assert seccomp.normalise(profile("SCMP_ACT_ALLOW", flags=None))["flags"] == seccomp.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+    assert seccomp.normalise(profile("SCMP_ACT_ALLOW", flags=[]))["flags"] == 0
+    assert seccomp.normalise(profile("SCMP_ACT_ALLOW", flags=["SECCOMP_FILTER_FLAG_LOG"]))["flags"] == \
+        seccomp_abi.SECCOMP_FILTER_FLAG_LOG
 
 
 def test_flags_the_kernel_accepts():

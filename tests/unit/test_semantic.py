@@ -149,10 +149,6 @@ CASES = [
      "/mounts/7", "idmap mount needs"),
     # hooks
     ("hook-relative", _set("/hooks/prestart", [{"path": "bin/hook"}]), "/hooks/prestart/0/path", "absolute"),
-    ("hook-timeout-0", _set("/hooks/poststop", [{"path": "/bin/true", "timeout": 0}]),
-     "/hooks/poststop/0/timeout", "greater than zero"),
-    ("hook-timeout-negative", _set("/hooks/createRuntime", [{"path": "/bin/true", "timeout": -3}]),
-     "/hooks/createRuntime/0/timeout", "greater than zero"),
     ("hook-env", _set("/hooks/poststart", [{"path": "/bin/true", "env": ["X"]}]),
      "/hooks/poststart/0/env/0", "has no '='"),
     # devices

@@ -8,6 +8,7 @@ systemd is tested for in the --systemd guest lane (tests/vmsystemd/).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from pyrunc.cgroups import create_manager, detect, load_manager
 from pyrunc.cgroups import systemd_unit as su
 from pyrunc.errors import CgroupError
+from tests.unit import fakecgroup
 
 MAX = (1 << 64) - 1
 
@@ -112,7 +114,7 @@ def test_memory_pids_cpu_properties() -> None:
     assert p["MemoryLow"] == ("t", 32 << 20)
     assert p["MemorySwapMax"] == ("t", 32 << 20)  # memory+swap - memory, as the v2 file
     assert p["TasksMax"] == ("t", 33)
-    assert p["CPUWeight"] == ("t", 39)  # runc 1.1's linear conversion of 1024 shares
+    assert p["CPUWeight"] == ("t", 100)  # runc 1.3.2+'s conversion of 1024 shares (1.1: 39)
     assert p["CPUQuotaPeriodUSec"] == ("t", 100000)
     assert p["CPUQuotaPerSecUSec"] == ("t", 500000)
     assert p["AllowedCPUs"] == ("ay", bytes([0b1011]))
@@ -124,7 +126,9 @@ def test_unlimited_values_are_infinity() -> None:
                                       "cpu": {"quota": -1, "period": 100000}}))
     assert p["MemoryMax"] == ("t", MAX) and p["MemorySwapMax"] == ("t", MAX) and p["TasksMax"] == ("t", MAX)
     assert p["CPUQuotaPerSecUSec"] == ("t", MAX)
-    assert su.resource_properties({"pids": {"limit": 0}, "memory": {}}) == []
+    assert su.resource_properties({"pids": {}, "memory": {}}) == []
+    # pids.limit 0 is a limit (spec 1.3): systemd has no TasksMax=0, runc 1.4+ sets 1 (the files too)
+    assert su.resource_properties({"pids": {"limit": 0}}) == [("TasksMax", ("t", 1))]
 
 
 @pytest.mark.parametrize("quota,period,expected", [
@@ -246,12 +250,14 @@ class FakeBus:
 def v2_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     mp = tmp_path / "v2"
     mp.mkdir()
+    fakecgroup.install(monkeypatch)  # the unit cgroups FakeBus makes get the kernel's files
+    fakecgroup.mount(mp, "v2", ["cpu", "io", "memory", "pids"])
     monkeypatch.setattr(detect, "systemd_running", lambda: True)
     return detect.build_layout(f"99 20 0:99 / {mp} rw - cgroup2 cgroup2 rw\n", "0::/init.scope\n"), mp
 
 
-def make(layout, bus, path="a-b.slice:pre:c1"):
-    m = create_manager(path, "c1", systemd=True, layout=layout)
+def make(layout, bus, path="a-b.slice:pre:c1", resources=None):
+    m = create_manager(path, "c1", systemd=True, layout=layout, resources=resources)
     m._bus = bus
     m.create()
     return m
@@ -260,11 +266,11 @@ def make(layout, bus, path="a-b.slice:pre:c1"):
 def test_manager_starts_unit_with_init_and_resources(v2_layout) -> None:
     layout, mp = v2_layout
     bus = FakeBus(mp / "a.slice/a-b.slice/pre-c1.scope")
-    m = make(layout, bus)
+    resources = {"memory": {"limit": 1 << 20}, "pids": {"limit": 9}}
+    m = make(layout, bus, resources=resources)
     assert m.paths()["unified"] == f"{mp}/a.slice/a-b.slice/pre-c1.scope"
     assert not m.can_place_at_birth()  # the unit does not exist yet
-    resources = {"memory": {"limit": 1 << 20}, "pids": {"limit": 9}}
-    m.apply(os.getpid(), resources)
+    m.apply(os.getpid())
     kind, unit, p = bus.calls[0]
     assert (kind, unit) == ("start", "pre-c1.scope")
     assert p["PIDs"] == ("au", [os.getpid()]) and p["Slice"] == ("s", "a-b.slice")
@@ -289,8 +295,9 @@ def test_unit_exists_is_an_error_and_not_stopped(v2_layout) -> None:
     bus = FakeBus(mp / "system.slice/runc-c1.scope", start_error="org.freedesktop.systemd1.UnitExists")
     m = make(layout, bus, "")
     (mp / "system.slice/runc-c1.scope").mkdir(parents=True)  # the other unit's cgroup
-    with pytest.raises(CgroupError, match="unit runc-c1.scope already exists"):
+    with pytest.raises(CgroupError, match="unit runc-c1.scope already exists") as info:
         m.apply(os.getpid())
+    assert info.value.container == "c1"
     assert not m.exists()  # so create's cleanup signals nothing in there
     m.destroy()  # the existing unit is someone else's
     assert (mp / "system.slice/runc-c1.scope").is_dir()
@@ -313,7 +320,7 @@ def test_dead_init_reports_process_lookup(v2_layout) -> None:
     m = make(layout, bus, "")
     with pytest.raises(CgroupError) as info:
         m.apply(2 ** 22 + 1)  # above pid_max's ceiling: never alive
-    assert isinstance(info.value.__cause__, ProcessLookupError)
+    assert info.value.errno == errno.ESRCH and info.value.container == "c1"
 
 
 def test_stop_of_a_gone_unit_is_fine(v2_layout) -> None:

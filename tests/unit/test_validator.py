@@ -41,11 +41,15 @@ def config(**parts) -> dict:
     (config(linux={"resources": {"hugepageLimits": [{"pageSize": "2mb", "limit": 1}]}}),
      ("/linux/resources/hugepageLimits/0/pageSize", "'2mb' does not match '^[1-9][0-9]*[KMGTPE]B$'")),
     (config(mounts=[{"destination": "/x", "uidMappings": []}]),
-     ("/mounts/0", "'gidMappings' is a dependency of 'uidMappings'")),
-    (config(annotations={"": "x"}), ("/annotations", "'' should be non-empty")),
+     ("/mounts/0", "'gidMappings' is a dependency of 'uidMappings'"
+                   " (runtime-spec: config.md: a mount's uidMappings MUST be specified along with gidMappings,"
+                   " and the reverse)")),
+    (config(annotations={"": "x"}),
+     ("/annotations", "'' should be non-empty (runtime-spec: config.md: annotation keys MUST NOT be an empty string)")),
     (config(linux={"sysctl": {"a/b": 1}}), ("/linux/sysctl/a~1b", "1 is not of type 'string'")),
     (config(linux={"resources": {"rdma": {"mlx": {}}}}),
-     ("/linux/resources/rdma/mlx", "{} is not valid under any of the given schemas")),
+     ("/linux/resources/rdma/mlx", "{} is not valid under any of the given schemas (runtime-spec: config-linux.md:"
+                                   " you MUST specify at least one of hcaHandles or hcaObjects in a given entry)")),
     ([], ("", "[] is not of type 'object'")),
 ])
 def test_problem_format(document, expected):

@@ -120,7 +120,7 @@ def test_device_rules_through_ebpf(runtime, bundle):
     bundle.config["process"]["args"] = ["sh", "-c", DEVICE_PROBE]
     p = runtime("run", "c1", bundle=bundle)
     # runc appends its default allow rules after the config's, so /dev/full (a default device)
-    # is allowed again there; pyrunc does the same (process/parent.py: cgroup_resources).
+    # is allowed again there; pyrunc does the same (process/creation.py: cgroup_resources).
     assert "null=ok" in p.stdout and "zero=ok" in p.stdout, p.stdout + p.stderr
 
     # Without the defaults winning: a container whose init mknods nothing and which only

@@ -314,6 +314,42 @@ def test_tcp_connection_in_a_netns_survives_with_tcp_established(runtime, tbundl
     ok(runtime("delete", "--force", "c1"), "delete")
 
 
+@pytest.fixture(params=["pyrunc", "runc-1.5.1"])
+def runtime15(request, tmp_path):
+    """pyrunc and runc 1.5.1 (flags runc 1.1.5 does not have)."""
+    from tests.oracles import runtime_named
+
+    yield from runtime_named(request.param, tmp_path)
+
+
+# A file open under a name that is then removed while another hard link keeps it: CRIU neither
+# finds it by its name nor may dump it as a ghost (it still has links).
+LINKED = "echo kept > /kept; ln /kept /gone; exec 3</gone; rm /gone; " + COUNTER
+
+
+def test_link_remap_and_tcp_skip_in_flight(runtime15, tbundle, tmp_path):
+    """--link-remap lets CRIU dump an unlinked file that has other links (refused without it);
+    --tcp-skip-in-flight is accepted and passed on; the restored process still reads the file."""
+    runtime = runtime15
+    tbundle.config["process"]["args"] = ["sh", "-c", LINKED]
+    ok(detached(runtime, "run", "-d", "c1", bundle=tbundle), "run")
+    wait_count_above(tbundle, 3)
+    p = runtime("checkpoint", "--leave-running", "--image-path", str(tmp_path / "no"), "c1")
+    assert p.returncode != 0, "CRIU dumped an unlinked file with links without --link-remap"
+    assert runtime.state("c1")["status"] == "running"
+    img = tmp_path / "img"
+    ok(runtime("checkpoint", "--link-remap", "--tcp-skip-in-flight", "--image-path", str(img), "c1"),
+       "checkpoint", img / "dump.log")
+    dump_log = (img / "dump.log").read_text(errors="replace")
+    assert "link_remap" in dump_log or "link-remap" in dump_log or "link remap" in dump_log.lower(), \
+        "CRIU's log shows no link remap"
+    p = detached(runtime, "restore", "-d", "--image-path", str(img), "c1", bundle=tbundle)
+    ok(p, "restore", img / "restore.log")
+    pid = runtime.state("c1")["pid"]
+    assert Path(f"/proc/{pid}/fd/3").read_text() == "kept\n"
+    ok(runtime("delete", "--force", "c1"), "delete")
+
+
 @pytest.fixture(scope="module")
 def podman(rootfs_template, tmp_path_factory):
     """podman with its store on a tmpfs (vfs driver: the guest's root is an overlay), the busybox

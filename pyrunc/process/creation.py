@@ -1,0 +1,236 @@
+"""What `create` and `restore` share: checking a bundle, making the cgroup and the record, and
+one creation with an undo stack.
+
+A creation reserves the id, makes a cgroup, saves a ``creating`` record, starts processes and
+finally saves the finished record; if anything fails on the way, everything made so far must go
+again, newest first, and the caller must get one error naming the container and the step.
+``Creation`` is that sequence's frame: each step that makes something registers how to take it
+back (``undo``), much as runc's deferred cleanups and crun's cleanup attributes do; leaving the
+``with`` block by an exception unwinds the stack, runs the poststop hooks runtime.md wants after
+a failed create, and stamps the error once.
+"""
+
+from __future__ import annotations
+
+import _signal as signal  # the C module: no enum import on the hot path
+import errno
+import os
+import time
+
+from .. import log, proc
+from ..errors import VALIDATE, PyruncError
+from ..log import rfc3339
+from ..state import Record, StateDir, oci_state, write_pid_file
+from .launch import check_terminal, kill_started
+
+
+class Creation:
+    """One create or restore in progress (see the module docstring)."""
+
+    def __init__(self, sd: StateDir, operation: str, *, nest: bool = False,
+                 poststop_on_failure: bool = False):
+        self.sd = sd
+        self.cid = sd.id
+        self.operation = operation
+        self.nest = nest  # restore: "restore: STEP" for every error, not only a stage's
+        self.poststop_on_failure = poststop_on_failure
+        self.config: dict = {}
+        self.bundle = ""
+        self.mgr = None
+        self.stage_pid = 0  # a forked stage of ours, still to be reaped
+        self.init_pid = 0  # the container's init once its pid is known
+        self._undo: list = []
+        self._always: list = []
+
+    def undo(self, fn, *args) -> None:
+        """On failure, call ``fn(*args)`` (newest first)."""
+        self._undo.append((fn, args))
+
+    def always(self, fn, *args) -> None:
+        """On leaving, whatever happened, call ``fn(*args)`` (fds, sockets, the lock)."""
+        self._always.append((fn, args))
+
+    def __enter__(self) -> Creation:
+        return self
+
+    def __exit__(self, kind, error, _tb) -> bool:
+        try:
+            if error is not None:
+                self._unwind()
+                if isinstance(error, PyruncError):
+                    error.stamp(self.cid, self.operation, nest=self.nest)
+        finally:
+            for fn, args in reversed(self._always):
+                try:
+                    fn(*args)
+                except OSError:
+                    pass
+        return False
+
+    def _unwind(self) -> None:
+        for fn, args in reversed(self._undo):
+            try:
+                fn(*args)
+            except (PyruncError, OSError) as e:
+                cause = e.cause if isinstance(e, PyruncError) else str(e)
+                log.get().warning(f"container {self.cid}: cleanup: {cause}")
+        self._undo = []
+
+    # -- the steps every creation has ------------------------------------------------------
+
+    def reserve(self) -> None:
+        """Claim the id (the state directory, locked); on failure it goes again, after the
+        poststop hooks of a failed create have run."""
+        self.sd.reserve(step=self.operation)
+        self.always(self.sd.unlock)
+        self.undo(self.sd.remove)
+        if self.poststop_on_failure and (self.config.get("hooks") or {}).get("poststop"):
+            self.undo(self._run_failed_create_hooks)
+
+    def make_cgroup(self, *, systemd: bool, rootless: bool):
+        """The container's cgroup (or systemd unit), removed again on failure with every process
+        in it; before the manager creates anything, so a half-made one is removed too."""
+        mgr = new_manager(self.config, self.cid, systemd=systemd, rootless=rootless)
+        self.mgr = mgr
+        self.undo(destroy_cgroup, mgr)
+        mgr.create()
+        return mgr
+
+    def started(self, stage_pid: int) -> None:
+        """A stage was forked: on failure it (and the init, once known) is killed."""
+        self.stage_pid = stage_pid
+        self.undo(self._kill_processes)
+
+    def new_record(self, rootfs: str, *, systemd_cgroup: bool, rootfs_mount: int | None = None) -> Record:
+        """The record saved before any process runs (``creating``): if we die from here on,
+        `delete --force` finds the cgroup, and every process in it, from this record."""
+        record = Record(self.cid, bundle=self.bundle, rootfs=rootfs, config=self.config,
+                        cgroup=self.mgr.save() if self.mgr is not None else None)
+        record.created = rfc3339()
+        record.systemd_cgroup = systemd_cgroup
+        record.rootfs_mount = rootfs_mount
+        record.creating = True
+        self.sd.save(record)
+        return record
+
+    def finish(self, record: Record, init_pid: int, pid_file: str | None) -> None:
+        """The init runs: record it (no longer ``creating``) and write the pid file."""
+        record.pid = init_pid
+        record.start_time = proc.pid_start_time(init_pid)
+        record.creating = False
+        record.created = rfc3339()
+        self.sd.save(record)
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+
+    def _kill_processes(self) -> None:
+        kill_started((self.stage_pid, self.init_pid), children=(self.stage_pid,))
+        self.stage_pid = 0
+        if self.init_pid:
+            wait_gone(self.init_pid)
+
+    def _run_failed_create_hooks(self) -> None:
+        """runtime.md: the poststop hooks of a container whose create failed still run."""
+        from ..hooks import run_hooks_warn
+
+        record = Record(self.cid, bundle=self.bundle, config=self.config)
+        run_hooks_warn(self.config["hooks"], "poststop", oci_state(record, "stopped", pid=0),
+                       lambda msg: log.get().warning(f"container {self.cid}: {msg}"))
+
+
+def new_manager(config: dict, cid: str, *, systemd: bool, rootless: bool):
+    """The container's cgroup manager, nothing made yet (create, and `pyrunc plan`, which asks it
+    what it would make)."""
+    from ..cgroups import create_manager
+
+    lin = config.get("linux") or {}
+    return create_manager(lin.get("cgroupsPath"), cid, systemd=systemd, rootless=rootless,
+                          resources=cgroup_resources(config))
+
+
+def destroy_cgroup(mgr) -> None:
+    """Remove a creation's cgroup, first killing anything in it (an init we never heard of).
+
+    The cgroup may vanish between the look and the kill: systemd stops a scope, and removes
+    its cgroup, as soon as its last process is gone, so ENODEV/ENOENT here mean "empty".
+    """
+    try:
+        if mgr.exists() and mgr.pids():
+            mgr.signal_all(signal.SIGKILL)
+    except (OSError, PyruncError) as e:
+        if e.errno not in (errno.ENODEV, errno.ENOENT):
+            raise
+    mgr.destroy()
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Wait until pid is dead or a zombie; reap it if it became our child (run's subreaper)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            pass
+        if not proc.pid_alive(pid, None):
+            return
+        time.sleep(0.005)
+
+
+def resolve_rootfs(config: dict, bundle: str) -> str:
+    """root.path, relative to the bundle, must be an existing directory."""
+    path = (config.get("root") or {}).get("path")
+    if not path:
+        raise PyruncError("root.path is not set in config.json", step=VALIDATE)
+    full = os.path.normpath(os.path.join(bundle, path))
+    try:
+        real = os.path.realpath(full)
+        if not os.path.isdir(real):
+            raise FileNotFoundError
+    except OSError:
+        raise PyruncError(f"rootfs {full} does not exist or is not a directory", step=VALIDATE) from None
+    return real
+
+
+def check_supported(config: dict, *, detach: bool, console_socket: str | None) -> None:
+    """Refuse, before anything is created, what this build cannot do."""
+    process = config.get("process")
+    if not process:
+        raise PyruncError("process is not set in config.json", step=VALIDATE)
+    check_terminal(bool(process.get("terminal")), detach, console_socket, VALIDATE)
+    lin = config.get("linux") or {}
+    if lin.get("netDevices") and not any(ns.get("type") == "network" and not ns.get("path")
+                                         for ns in lin.get("namespaces") or []):
+        raise PyruncError("linux.netDevices needs a new network namespace", step=VALIDATE)
+    if lin.get("intelRdt"):
+        if not os.path.exists("/sys/fs/resctrl/schemata"):
+            raise PyruncError("linux.intelRdt requested but resctrl is not mounted at /sys/fs/resctrl "
+                              "(no Intel RDT on this host)", step=VALIDATE)
+        raise PyruncError("linux.intelRdt is not supported yet", step=VALIDATE)
+    from .. import scheduling
+    from ..security import lsm
+
+    scheduling.check(config)
+    lsm.check(process, lin)
+
+
+def cgroup_resources(config: dict) -> dict:
+    """linux.resources (unknown keys dropped) plus the device rules runc always adds."""
+    from ..cgroups.resources import DEFAULT_ALLOWED_DEVICES, KNOWN_KEYS
+
+    lin = config.get("linux") or {}
+    resources = {}
+    for key, value in (lin.get("resources") or {}).items():
+        if key not in KNOWN_KEYS[""]:
+            continue  # config.md: unknown properties MUST be ignored
+        known = KNOWN_KEYS.get(key)
+        if known is not None and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in known}
+        resources[key] = value
+    # The config's rules in order, then the ones every container needs: a "deny all" in
+    # the config resets whatever came before it, so it cannot lock out /dev/null.
+    rules = list(resources.get("devices") or [])
+    rules.extend(DEFAULT_ALLOWED_DEVICES)
+    resources["devices"] = rules
+    return resources
