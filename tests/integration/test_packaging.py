@@ -116,12 +116,38 @@ def wheelhouse(tmp_path_factory) -> Path:
     house = work / "wheels"
     sh(SYSTEM_PYTHON, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
        "-w", house, src)
-    for dep in declared_dependencies():
+    for dep in dependency_closure(declared_dependencies()):
         try:
             repack(dep, house)
         except importlib.metadata.PackageNotFoundError:
             pytest.skip(f"{dep} is not installed here to make an offline wheel of (make test-setup)")
     return house
+
+
+def dependency_closure(names) -> set[str]:
+    """The declared dependencies and theirs (jsonschema brings attrs, referencing, ...), as this
+    interpreter has them installed; a requirement behind a marker that is not installed here
+    (an extra, an older Python's backport) is one pip will not ask for either."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in importlib.metadata.requires(name) or []:
+            spec, _, marker = req.partition(";")
+            if "extra" in marker:
+                continue
+            dep = spec.split("(")[0].split(">")[0].split("<")[0].split("=")[0].split("!")[0].split("~")[0]
+            dep = dep.split("[")[0].strip().lower()
+            if marker.strip():
+                try:
+                    importlib.metadata.distribution(dep)
+                except importlib.metadata.PackageNotFoundError:
+                    continue
+            todo.append(dep)
+    return seen
 
 
 @pytest.fixture(scope="module")
