@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from .. import log
 
     logger = log.get()
-    cid = None
+    cid = command = None
     try:
         opts = parse(argv[:split], GLOBAL).opts
         # Open --log first: callers expect it to exist even if everything else fails.
@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as e:  # a fault no step caught (ENOSPC, EDQUOT, EMFILE, EROFS...): its errno, not a bug
+        where = f"container {cid}: " if cid else ""
+        what = f"{e.filename}: " if isinstance(e.filename, str) else ""
+        logger.error(f"{where}{command or 'pyrunc'}: {what}{e.strerror or e}")
         return 1
     except Exception as e:  # noqa: BLE001 - the one broad catch: no traceback reaches the user
         where = f"container {cid}: " if cid else ""

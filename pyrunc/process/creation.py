@@ -18,7 +18,7 @@ import os
 import time
 
 from .. import log, proc
-from ..errors import VALIDATE, PyruncError
+from ..errors import CREATE_CGROUP, RESERVE_STATE, SAVE_STATE, VALIDATE, PyruncError, from_os_error
 from ..log import rfc3339
 from ..state import Record, StateDir, oci_state, write_pid_file
 from .launch import check_terminal, kill_started
@@ -39,8 +39,15 @@ class Creation:
         self.mgr = None
         self.stage_pid = 0  # a forked stage of ours, still to be reaped
         self.init_pid = 0  # the container's init once its pid is known
+        self.step = VALIDATE  # the step running now (``at``)
         self._undo: list = []
         self._always: list = []
+
+    def at(self, step: str) -> None:
+        """Name the step that runs now. An OSError no code below caught (a full or read-only
+        state filesystem, a quota, the fd limit: any open, mkfifo or socketpair can meet them)
+        leaves the creation as one error naming this step and the errno (``__exit__``)."""
+        self.step = step
 
     def undo(self, fn, *args) -> None:
         """On failure, call ``fn(*args)`` (newest first)."""
@@ -59,6 +66,11 @@ class Creation:
                 self._unwind()
                 if isinstance(error, PyruncError):
                     error.stamp(self.cid, self.operation, nest=self.nest)
+                elif isinstance(error, OSError):
+                    what = error.filename if isinstance(error.filename, str) else self.step
+                    named = from_os_error(error, what, step=self.step, container=self.cid)
+                    named.stamp(self.cid, self.operation, nest=self.nest)
+                    raise named from None
         finally:
             for fn, args in reversed(self._always):
                 try:
@@ -81,7 +93,8 @@ class Creation:
     def reserve(self) -> None:
         """Claim the id (the state directory, locked); on failure it goes again, after the
         poststop hooks of a failed create have run."""
-        self.sd.reserve(step=self.operation)
+        self.at(RESERVE_STATE)
+        self.sd.reserve(step=self.operation, fault_step=RESERVE_STATE)
         self.always(self.sd.unlock)
         self.undo(self.sd.remove)
         if self.poststop_on_failure and (self.config.get("hooks") or {}).get("poststop"):
@@ -90,6 +103,7 @@ class Creation:
     def make_cgroup(self, *, systemd: bool, rootless: bool):
         """The container's cgroup (or systemd unit), removed again on failure with every process
         in it; before the manager creates anything, so a half-made one is removed too."""
+        self.at(CREATE_CGROUP)
         mgr = new_manager(self.config, self.cid, systemd=systemd, rootless=rootless)
         self.mgr = mgr
         self.undo(destroy_cgroup, mgr)
@@ -110,6 +124,7 @@ class Creation:
         record.systemd_cgroup = systemd_cgroup
         record.rootfs_mount = rootfs_mount
         record.creating = True
+        self.at(SAVE_STATE)
         self.sd.save(record)
         return record
 
@@ -119,8 +134,10 @@ class Creation:
         record.start_time = proc.pid_start_time(init_pid)
         record.creating = False
         record.created = rfc3339()
+        self.at(SAVE_STATE)
         self.sd.save(record)
         if pid_file:
+            self.at("write pid file")
             write_pid_file(pid_file, init_pid)
 
     def _kill_processes(self) -> None:
