@@ -72,17 +72,29 @@ class Creation:
                     named.stamp(self.cid, self.operation, nest=self.nest)
                     raise named from None
         finally:
-            for fn, args in reversed(self._always):
-                try:
-                    fn(*args)
-                except OSError:
-                    pass
+            self._close()
         return False
+
+    def _close(self) -> None:
+        always, self._always = self._always, []
+        for fn, args in reversed(always):
+            try:
+                fn(*args)
+            except OSError:
+                pass
 
     def _unwind(self) -> None:
         for fn, args in reversed(self._undo):
             try:
-                fn(*args)
+                try:
+                    fn(*args)
+                except OSError as e:
+                    # At the fd limit (the very fault being unwound, often) an undo cannot
+                    # open what it removes: close what the creation holds, then try once more.
+                    if e.errno not in (errno.EMFILE, errno.ENFILE) or not self._always:
+                        raise
+                    self._close()
+                    fn(*args)
             except (PyruncError, OSError) as e:
                 cause = e.cause if isinstance(e, PyruncError) else str(e)
                 log.get().warning(f"container {self.cid}: cleanup: {cause}")

@@ -121,10 +121,11 @@ def test_every_fd_limit_is_a_named_step_or_works(pyrunc, bundle):
     EMFILE, and leaves nothing."""
     seen_failures = 0
     worked = False
-    for limit in range(12, 64, 2):
+    for limit in range(3, 40):
         cid = f"fd{limit}"
+        # Only the soft limit: the init may still raise it to the config's rlimits (1024).
         p = run_to_files(pyrunc.cmd("create", cid), timeout=60, cwd=str(bundle.path),
-                         preexec_fn=lambda n=limit: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)))
+                         preexec_fn=lambda n=limit: resource.setrlimit(resource.RLIMIT_NOFILE, (n, 4096)))
         pyrunc.ids.add(cid)
         if p.returncode == 0:
             worked = True
@@ -139,5 +140,5 @@ def test_every_fd_limit_is_a_named_step_or_works(pyrunc, bundle):
         assert len(lines) == 1 and "internal error" not in p.stderr, f"limit {limit}: {p.stderr}"
         assert "Too many open files" in lines[0], f"limit {limit}: {p.stderr}"
         assert left_behind(pyrunc, cid, bundle) == [], f"limit {limit}"
-    assert worked, "no limit up to 64 let create work"
+    assert worked, "no limit up to 40 let create work"
     assert seen_failures > 0, "no limit made pyrunc itself fail: the test proved nothing"

@@ -178,3 +178,26 @@ def test_channel_refuses_an_undeclared_kind():
     finally:
         a.close()
         b.close()
+
+
+def test_an_undo_at_the_fd_limit_runs_again_once_the_creation_closed_its_fds(tmp_path):
+    """At EMFILE the state directory's removal cannot list it: the fds the creation holds are
+    closed first (its ``always`` list), then the undo runs again; nothing is left."""
+    sd = StateDir(str(tmp_path / "root"), "c1")
+    calls = []
+    tries = []
+
+    def remove_needs_an_fd():
+        tries.append(1)
+        if not calls:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), sd.path)
+        sd.remove()
+
+    with pytest.raises(PyruncError, match="Too many open files"):
+        with Creation(sd, CREATE) as c:
+            c.reserve()
+            c.undo(remove_needs_an_fd)
+            c.always(calls.append, "closed")
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    assert tries == [1, 1] and calls == ["closed"]
+    assert not sd.exists()

@@ -107,7 +107,8 @@ def test_exec_labels_are_runcs(pyrunc, bundle, tmp_path):
             other = rt("exec", "--process-label", OTHER, "se2", "cat", "/proc/self/attr/current")
             assert same.returncode == 0 and other.returncode == 0, same.stderr + other.stderr
             seen[rt.name] = (same.stdout.strip("\0\n "), other.stdout.strip("\0\n "))
-        finally:
+        finally:  # each one gone before the next: they share the bundle's cgroupsPath
+            rt("delete", "--force", "se2")
             if rt is not pyrunc:
                 rt.cleanup()
     assert seen["pyrunc"] == (LABEL, OTHER), seen
