@@ -17,21 +17,25 @@ endif
 endif
 # What the whole suite drives: the real callers (e2e, CRI), rootless use (uidmap, slirp4netns,
 # fuse-overlayfs) and the pure cgroup v2 guest (tests/vm; apparmor gives it apparmor_parser; criu
-# checkpoints there; python3-protobuf lets tests/unit/test_criu_rpc.py check our codec with pycriu).
+# checkpoints there; python3-protobuf lets tests/unit/test_criu_rpc.py check our codec with pycriu;
+# selinux-policy-default is the policy the SELinux guest loads: tests/vm/test_selinux.py).
 # The image tools' path (tests/e2e/test_image_tools.py): buildah, skopeo, umoci. python3-pip (with
 # setuptools and wheel) builds pyrunc's wheel offline for tests/integration/test_packaging.py.
-TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor uidmap slirp4netns fuse-overlayfs buildah skopeo umoci python3-pip
+TEST_APT_PACKAGES := criu python3-protobuf podman conmon containerd containernetworking-plugins docker.io qemu-system-x86 linux-image-amd64 apparmor selinux-policy-default uidmap slirp4netns fuse-overlayfs buildah skopeo umoci python3-pip
 BUILD := build
 
 .PHONY: demo test setup test-setup lint clean apt
 
 # Replace pip's console script with a lean, isolated launcher (pyrunc/launcher.py says why); every
 # pip install writes pip's script again, so each one is followed by this. The launcher must run
-# this venv's interpreter: callers exec it with an empty environment.
+# this venv's interpreter: callers exec it with an empty environment. With a C compiler the
+# command is pyrunc/launcher.c built for this venv (it starts the interpreter from a read-only
+# overlay: pyrunc/selfexe.py); without one it is the script itself.
 define launcher
 $(VENV)/bin/python -m pyrunc.launcher $(VENV)/bin/pyrunc
-@head -1 $(VENV)/bin/pyrunc | grep -qx "#!$(CURDIR)/$(VENV)/bin/python -IS" || \
-  { echo "$(VENV)/bin/pyrunc does not point at $(CURDIR)/$(VENV)" >&2; exit 1; }
+@head -1 $(VENV)/bin/pyrunc-launcher.py | grep -qx "#!$(CURDIR)/$(VENV)/bin/python -IS" || \
+  { echo "$(VENV)/bin/pyrunc-launcher.py does not point at $(CURDIR)/$(VENV)" >&2; exit 1; }
+@$(VENV)/bin/pyrunc --version >/dev/null || { echo "$(VENV)/bin/pyrunc does not run" >&2; exit 1; }
 endef
 
 demo: setup
@@ -81,7 +85,7 @@ $(VENV)/.created: | $(BUILD)/.apt
 
 # PYTHONDONTWRITEBYTECODE=1 on these machines: precompile so no run pays for compiling, and
 # bundle pyrunc's compiled modules into one file (pyrunc/bundle.py says why).
-$(VENV)/.installed: $(VENV)/.created pyproject.toml $(shell find pyrunc -name '*.py')
+$(VENV)/.installed: $(VENV)/.created pyproject.toml pyrunc/launcher.c $(shell find pyrunc -name '*.py')
 	$(VENV)/bin/python -m pip install -q -e . --config-settings editable_mode=compat
 	$(call launcher)
 	$(VENV)/bin/python -m compileall -q pyrunc $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null || true

@@ -37,6 +37,7 @@ JOIN_NAMESPACES = "join namespaces"
 CREATE_USER_NAMESPACE = "create user namespace"
 LOAD_STATE = "load state"
 SAVE_STATE = "save state"
+RESERVE_STATE = "reserve state directory"
 
 
 class PyruncError(Exception):

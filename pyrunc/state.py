@@ -142,8 +142,9 @@ class StateDir:
     def fifo(self) -> str:
         return os.path.join(self.path, FIFO)
 
-    def reserve(self, step: str = CREATE) -> None:
-        """Claim the id atomically: exactly one concurrent create (or restore) wins the mkdir."""
+    def reserve(self, step: str = CREATE, fault_step: str | None = None) -> None:
+        """Claim the id atomically: exactly one concurrent create (or restore) wins the mkdir.
+        ``step`` names a lost race, ``fault_step`` (default: ``step``) a filesystem's refusal."""
         try:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
             self.claimed = True
@@ -153,10 +154,16 @@ class StateDir:
             raise AlreadyExists(self.id, step=step) from None
         except OSError as e:  # an unwritable --root (or /run for a rootless caller without one)
             self.claimed = False
-            raise PyruncError(f"state directory {e.filename}: {e.strerror}", step=step,
+            raise PyruncError(f"state directory {e.filename}: {e.strerror}", step=fault_step or step,
                               container=self.id, errno=e.errno or 0) from None
-        os.chmod(self.path, 0o711)
-        self.lock()
+        try:
+            os.chmod(self.path, 0o711)
+            self.lock()
+        except OSError as e:  # the fd limit, say: the directory we just made must not stay
+            os.rmdir(self.path)
+            self.claimed = False
+            raise PyruncError(f"lock state directory {self.path}: {e.strerror}", step=fault_step or step,
+                              container=self.id, errno=e.errno or 0) from None
 
     def lock(self) -> None:
         """flock the directory itself; a waiter that finds it deleted afterwards gets NotFound.

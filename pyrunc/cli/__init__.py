@@ -77,6 +77,7 @@ def version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit status (tests call this directly)."""
+    process_argv = argv is None  # the command line of this process: it may be re-executed
     argv = sys.argv[1:] if argv is None else argv
     # Global options end at the first token that is not one of them (the command).
     split = 0
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from .. import log
 
     logger = log.get()
-    cid = None
+    cid = command = None
     try:
         opts = parse(argv[:split], GLOBAL).opts
         # Open --log first: callers expect it to exist even if everything else fails.
@@ -114,12 +115,16 @@ def main(argv: list[str] | None = None) -> int:
             command, cargs = rest[0], rest[1:]
         if command not in COMMANDS:
             raise UsageError(f"No help topic for '{command}'")
+        cid = next((a for a in cargs if not a.startswith("-")), None)
+        if process_argv and command in ("create", "run", "exec"):
+            from ..selfexe import ensure
+
+            ensure(cid)  # before anything is opened: the forks of these commands enter containers
         glob = Globals(opts)
         # __import__ rather than importlib.import_module: importlib would add two modules
         # (importlib, warnings) to every call.
         __import__(f"{__name__}.{command}")
         mod = sys.modules[f"{__name__}.{command}"]
-        cid = next((a for a in cargs if not a.startswith("-")), None)
         return int(mod.run(cargs, glob) or 0)
     except HelpRequested as h:  # `--help`/`-h` among a command's options: nothing else ran
         from .help import command_help
@@ -140,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as e:  # a fault no step caught (ENOSPC, EDQUOT, EMFILE, EROFS...): its errno, not a bug
+        where = f"container {cid}: " if cid else ""
+        what = f"{e.filename}: " if isinstance(e.filename, str) else ""
+        logger.error(f"{where}{command or 'pyrunc'}: {what}{e.strerror or e}")
         return 1
     except Exception as e:  # noqa: BLE001 - the one broad catch: no traceback reaches the user
         where = f"container {cid}: " if cid else ""

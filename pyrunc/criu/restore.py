@@ -69,6 +69,7 @@ def restore(sd: StateDir, o: CriuOptions, opts: CreateOptions, criu_path: str | 
         c.reserve()
         mgr = c.make_cgroup(systemd=opts.systemd_cgroup, rootless=False)
         record = c.new_record(rootfs, systemd_cgroup=opts.systemd_cgroup)
+        c.at("criu restore")
         fds: list[int] = []
         c.always(close_fds, fds)
         req_opts = restore_request(o, config, rootfs, opts.bundle, descriptors, fds)

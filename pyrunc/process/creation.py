@@ -18,7 +18,7 @@ import os
 import time
 
 from .. import log, proc
-from ..errors import VALIDATE, PyruncError
+from ..errors import CREATE_CGROUP, RESERVE_STATE, SAVE_STATE, VALIDATE, PyruncError, from_os_error
 from ..log import rfc3339
 from ..state import Record, StateDir, oci_state, write_pid_file
 from .launch import check_terminal, kill_started
@@ -41,8 +41,15 @@ class Creation:
         self.stage_known = True  # False from ``forking`` until ``started``
         self.stage_inode = 0  # the inode of the stage's end of the channel (``forking``)
         self.init_pid = 0  # the container's init once its pid is known
+        self.step = VALIDATE  # the step running now (``at``)
         self._undo: list = []
         self._always: list = []
+
+    def at(self, step: str) -> None:
+        """Name the step that runs now. An OSError no code below caught (a full or read-only
+        state filesystem, a quota, the fd limit: any open, mkfifo or socketpair can meet them)
+        leaves the creation as one error naming this step and the errno (``__exit__``)."""
+        self.step = step
 
     def undo(self, fn, *args) -> None:
         """On failure, call ``fn(*args)`` (newest first)."""
@@ -62,14 +69,13 @@ class Creation:
                 interrupted = self._unwind()
                 if isinstance(error, PyruncError):
                     error.stamp(self.cid, self.operation, nest=self.nest)
+                elif isinstance(error, OSError):
+                    what = error.filename if isinstance(error.filename, str) else self.step
+                    named = from_os_error(error, what, step=self.step, container=self.cid)
+                    named.stamp(self.cid, self.operation, nest=self.nest)
+                    raise named from None
         finally:
-            for fn, args in reversed(self._always):
-                try:
-                    fn(*args)
-                except OSError:
-                    pass
-                except KeyboardInterrupt as e:  # the rest still runs; not retried (fds)
-                    interrupted = e
+            interrupted = self._close() or interrupted
         if interrupted is not None and not isinstance(error, KeyboardInterrupt):
             try:
                 raise interrupted  # the caller asked to stop: that wins over a failure (or success)
@@ -77,15 +83,37 @@ class Creation:
                 interrupted = None  # no cycle through this frame: what it holds is freed at once
         return False
 
+    def _close(self) -> KeyboardInterrupt | None:
+        """Run the ``always`` list once (fds, sockets, the lock). A KeyboardInterrupt does not
+        stop it (the rest still runs; not retried: an fd closed twice may be someone else's)."""
+        interrupted = None
+        always, self._always = self._always, []
+        for fn, args in reversed(always):
+            try:
+                fn(*args)
+            except OSError:
+                pass
+            except KeyboardInterrupt as e:
+                interrupted = e
+        return interrupted
+
     def _unwind(self) -> KeyboardInterrupt | None:
         """Run the undo stack, newest first. A KeyboardInterrupt (the Python API's caller pressing
         Ctrl-C, at any bytecode) does not stop it: the interrupted undo runs again (each is
-        idempotent) and the interrupt is returned, so nothing made is left behind."""
+        idempotent) and the interrupt is returned, so nothing made is left behind. At the fd
+        limit (the very fault being unwound, often) an undo cannot open what it removes: what
+        the creation holds is closed first, then the undo runs once more."""
         interrupted = None
         for fn, args in reversed(self._undo):
             for _attempt in range(3):
                 try:
-                    fn(*args)
+                    try:
+                        fn(*args)
+                    except OSError as e:
+                        if e.errno not in (errno.EMFILE, errno.ENFILE) or not self._always:
+                            raise
+                        interrupted = self._close() or interrupted
+                        fn(*args)
                     break
                 except (PyruncError, OSError) as e:
                     cause = e.cause if isinstance(e, PyruncError) else str(e)
@@ -101,7 +129,8 @@ class Creation:
     def reserve(self) -> None:
         """Claim the id (the state directory, locked); on failure it goes again, after the
         poststop hooks of a failed create have run."""
-        self.sd.reserve(step=self.operation)
+        self.at(RESERVE_STATE)
+        self.sd.reserve(step=self.operation, fault_step=RESERVE_STATE)
         self.always(self.sd.unlock)
         self.undo(self.sd.remove)
         if self.poststop_on_failure and (self.config.get("hooks") or {}).get("poststop"):
@@ -110,6 +139,7 @@ class Creation:
     def make_cgroup(self, *, systemd: bool, rootless: bool):
         """The container's cgroup (or systemd unit), removed again on failure with every process
         in it; before the manager creates anything, so a half-made one is removed too."""
+        self.at(CREATE_CGROUP)
         mgr = new_manager(self.config, self.cid, systemd=systemd, rootless=rootless)
         self.mgr = mgr
         self.undo(destroy_cgroup, mgr)
@@ -145,6 +175,7 @@ class Creation:
         record.systemd_cgroup = systemd_cgroup
         record.rootfs_mount = rootfs_mount
         record.creating = True
+        self.at(SAVE_STATE)
         self.sd.save(record)
         return record
 
@@ -154,8 +185,10 @@ class Creation:
         record.start_time = proc.pid_start_time(init_pid)
         record.creating = False
         record.created = rfc3339()
+        self.at(SAVE_STATE)
         self.sd.save(record)
         if pid_file:
+            self.at("write pid file")
             write_pid_file(pid_file, init_pid)
 
     def _kill_processes(self) -> None:

@@ -1,8 +1,9 @@
 """The exec fifo: how `start` releases an init that waits in `created`.
 
 The init holds an O_PATH fd of the fifo and, as its last setup act, reopens it
-write-only through /proc/self/fd (so the path never has to exist inside the
-container); that open blocks until `start` opens the read side. The init then
+write-only through its own procfs handle's fd directory (so the path never has
+to exist inside the container, and a swapped /proc cannot redirect it: see
+linux/procfs.py); that open blocks until `start` opens the read side. The init then
 writes STARTED, runs the startContainer hooks, writes EXECUTING and execs;
 the write end is close-on-exec, so `start` sees end-of-file exactly when the
 user program has replaced the init, and only then runs the poststart hooks
@@ -31,7 +32,9 @@ def make(path: str) -> int:
 
 def wait_for_start(fifo_fd: int) -> int:
     """Init side: block until `start` opens the fifo, write the byte; the fd stays open (CLOEXEC)."""
-    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    from ..linux import procfs  # through our own procfs: the container's /proc may be swapped
+
+    fd = procfs.reopen(fifo_fd, os.O_WRONLY)
     os.close(fifo_fd)
     os.write(fd, STARTED)
     return fd

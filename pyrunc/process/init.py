@@ -28,6 +28,7 @@ import sys
 from .. import console, linux, rootfs, scheduling
 from ..errors import PyruncError
 from ..hooks import run_hooks
+from ..linux import procfs
 from ..rootfs import resolve
 from ..security import capabilities, lsm
 from ..state import Record, oci_state
@@ -48,6 +49,12 @@ def init_main(ctx: InitContext) -> None:
 def start_session(ctx: InitContext) -> None:
     """A new session first, so the container never shares the caller's controlling terminal."""
     os.setsid()
+
+
+def open_private_procfs(ctx: InitContext) -> None:
+    """Our own procfs handle, made while / and /proc are still the host's: after pivot_root the
+    path /proc is whatever a container sharing the rootfs put at `proc` (linux/procfs.py)."""
+    procfs.prepare(sysctl=bool(ctx.linux.get("sysctl")))
 
 
 def bring_up_loopback(ctx: InitContext) -> None:
@@ -161,7 +168,8 @@ def finish_rootfs(ctx: InitContext) -> None:
     """Masked and read-only paths and a read-only /, once the container's /proc and /dev exist."""
     rootfs.finish_rootfs(masked_paths=ctx.linux.get("maskedPaths") or [],
                          readonly_paths=ctx.linux.get("readonlyPaths") or [],
-                         readonly_root=bool((ctx.config.get("root") or {}).get("readonly")))
+                         readonly_root=bool((ctx.config.get("root") or {}).get("readonly")),
+                         mount_label=ctx.linux.get("mountLabel"))
 
 
 def set_up_console(ctx: InitContext) -> None:
@@ -214,22 +222,16 @@ def send_init_pidfd(ctx: InitContext) -> None:
 
 
 def apply_sysctl(ctx: InitContext) -> None:
-    """linux.sysctl through the container's own /proc/sys (validated as namespaced earlier).
+    """linux.sysctl (validated as namespaced earlier), written through our own procfs handle:
+    the values land in the namespaces we are in, never in a file a co-tenant put at /proc/sys.
 
     After set_hostname, as runc orders them: a `kernel.domainname` sysctl wins over the
     `domainname` field."""
     for key, value in (ctx.linux.get("sysctl") or {}).items():
-        path = "/proc/sys/" + key.replace(".", "/")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as e:
-            raise PyruncError(f"write sysctl {key}: {e.strerror}", step="apply_sysctl") from None
-        try:
-            os.write(fd, value.encode())
+            procfs.write_sysctl(key, value)
         except OSError as e:
             raise PyruncError(f"write sysctl {key}={value}: {e.strerror}", step="apply_sysctl") from None
-        finally:
-            os.close(fd)
 
 
 def set_hostname(ctx: InitContext) -> None:
@@ -429,8 +431,7 @@ def set_groups(groups: list[int]) -> None:
         os.setgroups(groups)
     except PermissionError:
         try:
-            with open("/proc/self/setgroups", "rb") as f:
-                denied = f.read().strip() == b"deny"
+            denied = procfs.read("self/setgroups").strip() == b"deny"
         except OSError:
             denied = False
         if not denied:
@@ -473,6 +474,12 @@ def set_final_cpu_affinity(ctx: InitContext) -> None:
     final = (ctx.process.get("execCPUAffinity") or {}).get("final")
     if final:
         scheduling.apply_affinity(final, "final")
+
+
+def release_procfs(ctx: InitContext) -> None:
+    """Before the container can see us wait: no procfs handle that shows more than the
+    container's own /proc stays open (procfs.release)."""
+    procfs.release()
 
 
 def let_owner_join(ctx: InitContext) -> None:
@@ -557,6 +564,7 @@ def hook_state(ctx: InitContext, status: str) -> dict:
 
 STEPS = (
     start_session,
+    open_private_procfs,
     bring_up_loopback,
     prepare_rootfs,
     mount_filesystems,
@@ -585,6 +593,7 @@ STEPS = (
     set_no_new_privileges,
     apply_lsm_labels,
     set_personality,
+    release_procfs,
     let_owner_join,
     report_ready,
     wait_for_start,

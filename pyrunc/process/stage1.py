@@ -140,11 +140,9 @@ def set_time_offsets(ctx: InitContext) -> None:
     # root is not: be dumpable just for this write (no process runs in the container yet).
     linux.set_dumpable(True)
     try:
-        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, "".join(lines).encode())
-        finally:
-            os.close(fd)
+        from ..linux import procfs  # the host's /proc: we have not left the host's mount tree
+
+        procfs.write("self/timens_offsets", "".join(lines).encode())
     except OSError as e:
         raise PyruncError(f"write timens_offsets: {e.strerror}", step="set time offsets",
                           errno=e.errno or 0) from None

@@ -17,6 +17,7 @@ import os
 
 from .. import linux, namespaces, proc
 from ..errors import EXEC, JOIN_CGROUPS, JOIN_NAMESPACES, PyruncError
+from ..linux import procfs
 from ..state import Record, oci_state
 from . import channel
 from . import init as steps
@@ -90,6 +91,7 @@ def joiner(ctx: InitContext) -> None:
         join_cgroups_at_birth(ctx)  # a failure is exec's: the parent will not move us
         step = JOIN_NAMESPACES
         ctx.chan.expect(channel.GO)
+        procfs.prepare()  # while /proc is the host's (linux/procfs.py); the tenant may do better
         namespaces.join([(kind, fd) for kind, fd in ctx.join_fds if kind != "root"])
         for kind, fd in ctx.join_fds:
             if kind == "root":
@@ -108,6 +110,15 @@ def joiner(ctx: InitContext) -> None:
 def tenant_main(ctx: InitContext) -> None:
     linux.set_name("pyrunc:[2:EXEC]")
     run_steps(ctx, TENANT_STEPS, 255)
+
+
+def open_private_procfs(ctx: InitContext) -> None:
+    """A procfs of the container's own pid namespace if the kernel lets us make one here (not in
+    a user namespace whose /proc is masked); else the joiner's handle stays."""
+    try:
+        procfs.prepare(private_only=True)
+    except OSError:
+        pass
 
 
 def set_up_exec_console(ctx: InitContext) -> None:
@@ -142,6 +153,7 @@ TENANT_STEPS = (
     # With or without a terminal, as runc does: our process group and session otherwise stay
     # the caller's, which lie outside the container's pid namespace (getpgrp() would say 0).
     steps.start_session,
+    open_private_procfs,
     set_up_exec_console,
     send_exec_pidfd,
     steps.set_rlimits,

@@ -174,12 +174,13 @@ def attach_clone(src_fd: int, dst_fd: int, *, recursive: bool = False, attr_set:
         os.close(tree)
 
 
-def make_mask_tmpfs() -> int:
+def make_mask_tmpfs(mount_label: str | None = None) -> int:
     """A detached, empty, read-only tmpfs (superblock and mount) for masking directories.
 
     ``size=4k,nr_inodes=1``: nothing can ever be created in it, and it costs one inode; as runc
     1.5.1 mounts it (options measured), falling back to ``nr_inodes=2`` where a kernel refuses 1
-    (Ubuntu 20.04's, runc 1.5.1's changelog).
+    (Ubuntu 20.04's, runc 1.5.1's changelog). Labelled with linux.mountLabel as runc's mask is
+    (unlabelled it would carry the policy's default context instead of the container's).
     """
     for inodes in ("1", "2"):
         fsfd = m.fsopen("tmpfs")
@@ -188,6 +189,8 @@ def make_mask_tmpfs() -> int:
             m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "size", "4k")
             m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "nr_inodes", inodes)
             m.fsconfig(fsfd, m.FSCONFIG_SET_FLAG, "ro")
+            if mount_label:
+                m.fsconfig(fsfd, m.FSCONFIG_SET_STRING, "context", mount_label)
             try:
                 m.fsconfig(fsfd, m.FSCONFIG_CMD_CREATE)
             except OSError as e:
@@ -209,13 +212,14 @@ class MaskTmpfs:
     attached mount by fd (open_tree CLONE) so no path inside the container is looked up.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mount_label: str | None = None) -> None:
         self.fd: int | None = None
         self.attached = False
+        self.mount_label = mount_label
 
     def attach(self, dst_fd: int) -> None:
         if self.fd is None:
-            self.fd = make_mask_tmpfs()
+            self.fd = make_mask_tmpfs(self.mount_label)
         if not self.attached:
             m.move_mount(self.fd, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
             self.attached = True
@@ -238,13 +242,13 @@ def _open_optional(root_fd: int, path: str, step: str) -> int | None:
         raise fail(f"open {path}", e, step) from None
 
 
-def mask_paths(root_fd: int, paths: list[str]) -> None:
+def mask_paths(root_fd: int, paths: list[str], mount_label: str | None = None) -> None:
     """Hide each path: /dev/null over files, one shared read-only tmpfs over directories (MaskTmpfs);
     missing ones skipped."""
     if not paths:
         return
     null_fd = open_dev_null(root_fd)
-    tmpfs = MaskTmpfs()
+    tmpfs = MaskTmpfs(mount_label)
     try:
         for path in paths:
             fd = _open_optional(root_fd, path, "mask_paths")
@@ -300,7 +304,8 @@ def make_root_readonly() -> None:
             raise fail("remount / read-only", e2, "readonly_root") from None
 
 
-def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonly_root: bool) -> None:
+def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonly_root: bool,
+                  mount_label: str | None = None) -> None:
     """After pivot_root: make readonlyPaths read-only, mask paths, then / read-only if asked.
 
     runc's order. It shows where a path is in both lists: the mask goes on last, so a file is
@@ -310,7 +315,7 @@ def finish_rootfs(*, masked_paths: list[str], readonly_paths: list[str], readonl
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         make_paths_readonly(root_fd, readonly_paths)
-        mask_paths(root_fd, masked_paths)
+        mask_paths(root_fd, masked_paths, mount_label)
     finally:
         os.close(root_fd)
     if readonly_root:

@@ -50,7 +50,11 @@ def fail(what: str, exc: BaseException | None = None, step: str = STEP) -> Pyrun
 
 
 def fd_target(fd: int) -> str:
-    """The magic-link path that names an open fd as a mount source or target."""
+    """The magic-link path that names an open fd as a mount source or target.
+
+    Only before pivot_root, where /proc is still the host's (mount(2) takes a path, and a path
+    after pivot_root starts in the container's tree; linux/procfs.py). What runs after it
+    (finish_rootfs, the console) mounts with the fd-based calls instead."""
     return f"/proc/thread-self/fd/{fd}"
 
 

@@ -4,9 +4,10 @@ The rootfs is untrusted: any component may be a symlink (absolute, or with
 enough ``..`` to climb out), and a co-tenant may swap components while we
 work (CVE-2021-30465, CVE-2024-45310). So nothing here returns a string to
 be looked up again later: every function returns an ``O_PATH`` fd whose
-real location has been read back from ``/proc/self/fd`` and checked to be
-under the root. Callers operate on the fd (``*at`` calls, or
-``/proc/thread-self/fd/N`` as a mount target).
+real location has been read back from the fd directory of our own procfs
+handle (linux/procfs.py; never the container's /proc) and checked to be
+under the root. Callers operate on the fd (``*at`` calls, the fd-based mount
+API, or ``/proc/thread-self/fd/N`` as a mount target before pivot_root).
 
 Lookups use openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), which makes
 the kernel treat the root fd as ``/``. Only if the kernel lacks openat2
@@ -24,6 +25,7 @@ import os
 import stat
 
 from pyrunc.linux import mount as m
+from pyrunc.linux import procfs
 
 MAX_SYMLINKS = 40  # the kernel's own limit
 EAGAIN_RETRIES = 128
@@ -41,8 +43,9 @@ def _err(code: int, path: str) -> OSError:
 
 
 def fd_path(fd: int) -> str:
-    """The kernel's idea of where ``fd`` is (readlink of /proc/thread-self/fd/N)."""
-    return os.readlink(f"/proc/thread-self/fd/{fd}")
+    """The kernel's idea of where ``fd`` is (readlink of thread-self/fd/N of our own procfs
+    handle: after pivot_root the path /proc may be a co-tenant's fake, linux/procfs.py)."""
+    return procfs.fd_link(fd)
 
 
 def open_root(rootfs: str) -> int:
@@ -210,7 +213,7 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_RDONLY) -> int:
 
     For reading files of the image (its /etc/passwd may well be a symlink). With openat2 the
     kernel confines the lookup and needs no /proc; the fallback walk returns an O_PATH fd that
-    is reopened through /proc/thread-self/fd after the usual check.
+    is reopened through our own procfs handle (linux/procfs.py) after the usual check.
     """
     _check_path(path)
     rel = path.lstrip("/") or "."
@@ -218,7 +221,7 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_RDONLY) -> int:
         return _openat2_in_root(root_fd, rel, flags)
     fd = _verified(_walk(root_fd, rel), root_fd, path)
     try:
-        return os.open(f"/proc/thread-self/fd/{fd}", flags | os.O_CLOEXEC)
+        return procfs.reopen(fd, flags)
     finally:
         os.close(fd)
 

@@ -45,21 +45,26 @@ def apply_exec_labels(process: dict) -> None:
     Only the next execve of this task changes domain (forked children inherit
     the pending label, as they do under runc), so the init and an exec'd
     process start confined and the runtime code before the exec does not.
+    Written through our own procfs handle (linux/procfs.py): by path, a
+    co-tenant that swapped the container's /proc would get the label and the
+    container would run unconfined (CVE-2019-16884, CVE-2025-52881).
     """
     profile = process.get("apparmorProfile")
     if profile:
-        _write_attr(["/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"],
+        _write_attr(["thread-self/attr/apparmor/exec", "thread-self/attr/exec"],
                     f"exec {profile}", "apparmor")
     label = process.get("selinuxLabel")
     if label:
-        _write_attr(["/proc/thread-self/attr/exec"], label, "selinux")
+        _write_attr(["thread-self/attr/exec"], label, "selinux")
 
 
 def _write_attr(paths: list[str], value: str, lsm: str) -> None:
+    from ..linux import procfs
+
     last = None
     for path in paths:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = procfs.open(path, os.O_WRONLY)
         except FileNotFoundError as e:
             last = e
             continue

@@ -46,3 +46,22 @@ def test_cgroup_v2_lane_in_qemu() -> None:
         pytest.skip(f"the QEMU guest could not boot:\n{tail}")
     assert p.returncode == 0, f"VM lane failed (exit {p.returncode}):\n{tail}"
     assert re.search(r"\d+ passed", p.stdout), f"no guest test ran:\n{tail}"
+
+
+def _selinux_skip_reason() -> str | None:
+    if not list(Path("/etc/selinux/default/policy").glob("policy.*")):
+        return "no SELinux policy for the guest to load (apt-get install selinux-policy-default)"
+    return _skip_reason()
+
+
+@pytest.mark.skipif(_selinux_skip_reason() is not None, reason=_selinux_skip_reason() or "")
+def test_selinux_lane_in_qemu() -> None:
+    """process.selinuxLabel and linux.mountLabel against runc in the SELinux guest
+    (tests/vm/test_selinux.py); ~1-2 min."""
+    env = dict(os.environ, VM_ARGS="--selinux", VM_TESTS="tests/vm/test_selinux.py", VM_TIMEOUT="600")
+    p = run_to_files(["sh", str(RUN)], timeout=660, env=env)
+    tail = "\n".join((p.stdout + p.stderr).splitlines()[-40:])
+    if p.returncode == BOOT_FAILURE:
+        pytest.skip(f"the QEMU guest could not boot:\n{tail}")
+    assert p.returncode == 0, f"SELinux lane failed (exit {p.returncode}):\n{tail}"
+    assert re.search(r"\d+ passed", p.stdout) and "skipped" not in p.stdout, f"the SELinux tests did not run:\n{tail}"

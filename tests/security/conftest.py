@@ -75,6 +75,30 @@ def interpreter_unchanged():
     assert interpreter_hash() == before, "the host interpreter binary was modified"
 
 
+def own_pid_procfs(pid: int, fd: int) -> bool:
+    """Is fd of pid a ``subset=pid`` procfs of pid's own pid namespace, process 1 there being
+    pid itself? The one procfs handle the waiting init keeps (linux/procfs.py): it shows only
+    the container's own processes, nothing its /proc does not."""
+    from pyrunc.linux.mount import fstatfs_type
+
+    path = f"/proc/{pid}/fd/{fd}"
+    try:
+        o = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        try:
+            if fstatfs_type(o) != 0x9FA0 or os.fstat(o).st_ino != 1:
+                return False
+        finally:
+            os.close(o)
+        names = os.listdir(path)
+        with open(f"{path}/1/stat") as f:
+            theirs = f.read().rsplit(")", 1)[1].split()[19]
+        with open(f"/proc/{pid}/stat") as f:
+            ours = f.read().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return False
+    return theirs == ours and all(n.isdigit() or n in ("self", "thread-self") for n in names)
+
+
 def second_bundle(bundle: Bundle, path: Path, args: list[str]) -> Bundle:
     """A copy of `bundle` with its own cgroupsPath (two containers must not share one)."""
     b = bundle.clone(path)

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import Bundle, mounts_snapshot, run_to_files
 from tests.integration.test_terminal import read_until
-from tests.security.conftest import Sentinel, second_bundle, tree_snapshot, without_dev_mount
+from tests.security.conftest import Sentinel, own_pid_procfs, second_bundle, tree_snapshot, without_dev_mount
 
 DENIED = "Permission denied"
 
@@ -90,8 +90,11 @@ def test_cwd_through_proc_self_fd_never_reaches_the_host(pyrunc, bundle, tmp_pat
 def test_waiting_init_holds_no_host_directory_or_file(pyrunc, bundle, tmp_path):
     """Fd census of the init waiting in `created`, from the host (runc create.bats' allow-list).
 
-    Only stdio, pipes, sockets, anon inodes and the exec fifo: a directory fd (a cgroup dir, the
-    state dir, the bundle) or a host regular file is what a container process would escape through.
+    Only stdio, pipes, sockets, anon inodes, the exec fifo and the init's private subset=pid
+    procfs of the container's own pid namespace (what it reopens the fifo through, linux/procfs.py;
+    it shows nothing the container's /proc does not): a directory fd (a cgroup dir, the state dir,
+    the bundle, the host's /proc) or a host regular file is what a container process would escape
+    through.
 
     Weakened (shown): pyrunc/process/init.py close_foreign_fds made a no-op: the caller's leaked
     directory fd (and the state dir lock fd) stay in the init and this census fails.
@@ -113,6 +116,8 @@ def test_waiting_init_holds_no_host_directory_or_file(pyrunc, bundle, tmp_path):
         path = f"/proc/{pid}/fd/{name}"
         target = os.readlink(path)
         if target.split(":", 1)[0] in ("pipe", "socket", "anon_inode") or target in ("/dev/null", fifo):
+            continue
+        if own_pid_procfs(pid, int(name)):
             continue
         st = os.stat(path)
         if int(name) <= 2 and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISREG(st.st_mode)):

@@ -1,13 +1,14 @@
 """Fd identity: every fd of the waiting init and of the container's program is one that the
 caller or the config asked for (stdio, --preserve-fds, LISTEN_FDS, the console), and nothing of
-the runtime's (the state directory with its flock, the bundle, a cgroup directory, the log) ever
-reaches the container (CVE-2024-21626 class; issue 12 defect 2).
+the runtime's (the state directory with its flock, the bundle, a cgroup directory, the log, the
+host's /proc) ever reaches the container (CVE-2024-21626 class; issue 12 defect 2).
 
 Each fd is compared by identity (device and inode of what /proc/PID/fd/N opens, plus fdinfo's
 flags), not by name: the test opens the files it passes, at fixed numbers, through `sh -c 'exec
 ... 3<a 4<b'`, so fd 3 of the program must be that very file. The waiting init may hold one
 more: its O_PATH fd of this container's exec fifo (runc's init holds the same; it is how `start`
-releases it).
+releases it), and, until `start`, its private subset=pid procfs of the container's own pid
+namespace, through which it reopens that fifo (linux/procfs.py).
 
 Shown failing on the code before the fix (process/passfds.py absent): `run --preserve-fds 3`
 with one caller fd hung (the init had inherited the state directory's flock and the exec fifo;
@@ -28,6 +29,7 @@ import pytest
 
 from tests.conftest import Bundle, run_to_files
 from tests.integration.test_terminal import read_until
+from tests.security.conftest import own_pid_procfs
 
 SH = "/bin/sh"
 
@@ -66,10 +68,12 @@ def container_null(pid: int, fd: int) -> bool:
 def check(pid: int, allowed: dict[int, tuple[int, int]], *, fifo: str | None = None,
           tty: bool = False) -> None:
     """Every fd of pid is in `allowed` (fd -> identity), or stdio on the container's pty when
-    tty, or (fifo given) one O_PATH fd of that exec fifo. Nothing may be missing either."""
+    tty, or (fifo given: the waiting init) one O_PATH fd of that exec fifo and one private
+    subset=pid procfs of its own pid namespace. Nothing may be missing either."""
     table = census(pid)
     bad = []
     fifo_fds = []
+    procfs_fds = []
     for fd, (ident, target, flags) in sorted(table.items()):
         if fd in allowed:
             if ident != allowed[fd] and not (fd <= 2 and allowed[fd] == identity("/dev/null")
@@ -85,9 +89,13 @@ def check(pid: int, allowed: dict[int, tuple[int, int]], *, fifo: str | None = N
         if fifo is not None and ident == identity(fifo) and flags & os.O_PATH:
             fifo_fds.append(fd)
             continue
+        if fifo is not None and own_pid_procfs(pid, fd):
+            procfs_fds.append(fd)
+            continue
         bad.append((fd, target, "not asked for"))
     assert bad == [], f"pid {pid} holds fds nobody asked for: {bad}"
     assert len(fifo_fds) <= 1, fifo_fds
+    assert len(procfs_fds) <= 1, procfs_fds
     missing = sorted(set(allowed) - set(table))
     assert missing == [], f"pid {pid} lacks the fds it was given: {missing}"
 

@@ -4,7 +4,9 @@ typed state record and the channel's declared message kinds: their rules, withou
 
 from __future__ import annotations
 
+import errno
 import marshal
+import os
 
 import pytest
 
@@ -54,6 +56,56 @@ def test_a_failing_undo_is_a_warning_and_the_rest_still_runs(tmp_path, capfd):
             raise PyruncError("original")
     assert not sd.exists()
     assert "container c1: cleanup: rmdir x: Device or resource busy" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.EROFS])
+def test_an_os_error_no_step_caught_names_the_running_step(tmp_path, code):
+    """A full or read-only state filesystem, a quota, the fd limit: any open, write or mkfifo of a
+    creation meets them, so the frame names the step that ran (Creation.at), keeps the errno and
+    unwinds, instead of an "internal error: OSError" line (issue 24)."""
+    sd = StateDir(str(tmp_path / "root"), "c1")
+    with pytest.raises(PyruncError) as info:
+        with Creation(sd, CREATE) as c:
+            c.reserve()
+            c.at("make exec fifo")
+            raise OSError(code, os.strerror(code), sd.fifo)
+    assert info.value.line() == f"container c1: make exec fifo: {sd.fifo}: {os.strerror(code)}"
+    assert info.value.errno == code
+    assert not sd.exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_state_writes_name_save_state(tmp_path, monkeypatch, code):
+    """The record's write (the temp file, then rename) on a full filesystem or over a quota."""
+    sd = StateDir(str(tmp_path / "root"), "c1")
+
+    def full(fd, data):
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(PyruncError) as info:
+        with Creation(sd, CREATE) as c:
+            c.reserve()
+            monkeypatch.setattr(os, "write", full)
+            c.new_record("/rootfs", systemd_cgroup=False)
+    monkeypatch.undo()
+    assert info.value.line() == f"container c1: save state: write state file in {sd.path}: {os.strerror(code)}"
+    assert not sd.exists()
+
+
+def test_reserve_that_cannot_lock_leaves_no_directory(tmp_path, monkeypatch):
+    """mkdir won, then the lock's open met the fd limit: the new directory goes again."""
+    sd = StateDir(str(tmp_path / "root"), "c1")
+
+    def no_fds():
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(sd, "lock", no_fds)
+    with pytest.raises(PyruncError) as info:
+        with Creation(sd, CREATE) as c:
+            c.reserve()
+    assert info.value.line().startswith("container c1: reserve state directory: lock state directory ")
+    assert info.value.errno == errno.EMFILE
+    assert not sd.exists()
 
 
 def test_stage_errors_nest_under_the_operation_and_restore_nests_all(tmp_path):
@@ -126,3 +178,26 @@ def test_channel_refuses_an_undeclared_kind():
     finally:
         a.close()
         b.close()
+
+
+def test_an_undo_at_the_fd_limit_runs_again_once_the_creation_closed_its_fds(tmp_path):
+    """At EMFILE the state directory's removal cannot list it: the fds the creation holds are
+    closed first (its ``always`` list), then the undo runs again; nothing is left."""
+    sd = StateDir(str(tmp_path / "root"), "c1")
+    calls = []
+    tries = []
+
+    def remove_needs_an_fd():
+        tries.append(1)
+        if not calls:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), sd.path)
+        sd.remove()
+
+    with pytest.raises(PyruncError, match="Too many open files"):
+        with Creation(sd, CREATE) as c:
+            c.reserve()
+            c.undo(remove_needs_an_fd)
+            c.always(calls.append, "closed")
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    assert tries == [1, 1] and calls == ["closed"]
+    assert not sd.exists()

@@ -1,4 +1,4 @@
-"""Error paths of the exec-label writer (security/lsm.py) with a fake /proc attr file.
+"""Error paths of the exec-label writer (security/lsm.py) with a fake procfs attr file.
 
 The real thing runs in the QEMU guest (tests/vm/test_apparmor.py); this host's
 kernel has no AppArmor, so the kernel's answers are faked here.
@@ -12,6 +12,7 @@ import os
 import pytest
 
 from pyrunc.errors import PyruncError
+from pyrunc.linux import procfs
 from pyrunc.security import lsm
 
 
@@ -31,7 +32,7 @@ def attr(monkeypatch):
         state["written"].append(data)
         return len(data)
 
-    monkeypatch.setattr(lsm.os, "open", fake_open)
+    monkeypatch.setattr(procfs, "open", fake_open)  # the writer goes through our procfs handle
     monkeypatch.setattr(lsm.os, "write", fake_write)
     yield state
     os.close(r)
@@ -40,7 +41,7 @@ def attr(monkeypatch):
 
 def test_profile_written_as_exec_request_to_the_apparmor_attr(attr):
     lsm.apply_exec_labels({"apparmorProfile": "p1"})
-    assert attr["opened"] == ["/proc/thread-self/attr/apparmor/exec"]
+    assert attr["opened"] == ["thread-self/attr/apparmor/exec"]
     assert attr["written"] == [b"exec p1"]
 
 
@@ -61,9 +62,9 @@ def test_other_errors_keep_the_kernels_reason(attr):
 
 def test_no_attr_file_at_all(monkeypatch):
     def missing(path, flags, *a):
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/" + path)
 
-    monkeypatch.setattr(lsm.os, "open", missing)
+    monkeypatch.setattr(procfs, "open", missing)
     with pytest.raises(PyruncError) as e:
         lsm.apply_exec_labels({"apparmorProfile": "p1"})
     assert "/proc/thread-self/attr/exec" in str(e.value)

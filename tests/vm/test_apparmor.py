@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.vm import lsm_race
+
 pytestmark = [pytest.mark.vm, pytest.mark.root]
 
 ENABLED = Path("/sys/module/apparmor/parameters/enabled")
@@ -186,3 +188,12 @@ def test_profile_in_a_user_namespace(runtime, bundle, profiles):
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[:3] == ["0", PROFILE, "(enforce)"], p.stdout
     assert p.stdout.split()[3:6] == ["0", "100000", "65536"], p.stdout
+
+
+def test_profile_write_while_a_co_tenant_swaps_proc(pyrunc, bundle, profiles):
+    """30 starts with apparmorProfile while `proc` of the shared rootfs is swapped with a fake tree
+    (CVE-2025-52881, tests/vm/lsm_race.py): every container runs confined and no fake attr file
+    is written; pyrunc writes the label through its own procfs handle (linux/procfs.py)."""
+    ok, problems = lsm_race.race(pyrunc, bundle, "apparmorProfile", PROFILE, f"{PROFILE} (enforce)", runs=30)
+    assert problems == [], problems
+    assert ok >= 10, f"only {ok} of 30 containers started: the race proved little"
