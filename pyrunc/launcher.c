@@ -6,7 +6,8 @@
  * overlayfs of its directory, made with fsopen/fsmount and attached nowhere, so /proc/self/exe
  * of pyrunc and of every process it forks into a container is a file no one can write
  * (CVE-2019-5736; pyrunc/selfexe.py says why and what the alternatives cost). Doing it here
- * costs ~20-40 us; doing it in Python costs a second interpreter start.
+ * costs ~1 ms with its own exec (docs/PERFORMANCE.md); in Python it costs a second interpreter
+ * start (~9 ms).
  *
  * This is only an optimisation: when the overlay cannot be made (rootless, no overlayfs, an old
  * kernel) it execs the interpreter by path, and pyrunc/selfexe.py checks /proc/self/exe and
@@ -69,10 +70,10 @@ out:
 }
 
 /*
- * Only `create`, `run` and `exec` fork processes into a container (selfexe.py's COMMANDS); the
- * overlay costs ~0.8 ms a call (made, then torn down at exit), which `start`, `state`, `delete`
- * and the rest need not pay. Any argument spelled like one of the three counts (a container
- * named "run" only costs the overlay), so no way of writing the command line misses one.
+ * Only `create`, `run` and `exec` fork processes into a container (selfexe.py's COMMANDS);
+ * `start`, `state`, `delete` and the rest need no overlay (a superblock made and torn down per
+ * call). Any argument spelled like one of the three counts (a container named "run" only costs
+ * the overlay), so no way of writing the command line misses one.
  */
 static int enters_a_container(int argc, char **argv)
 {

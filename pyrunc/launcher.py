@@ -15,7 +15,8 @@ The script goes to ``bin/pyrunc-launcher.py``. With a C compiler, ``bin/pyrunc``
 is ``launcher.c`` built for this venv: it starts the interpreter on that script
 the way its ``#!`` line would, but through a read-only overlay of the
 interpreter, so no container can write the runtime's executable (selfexe.py
-says why) at the price of ~0.1 ms instead of a second interpreter start.
+says why) at the price of ~0.7 ms (its own exec) plus ~1 ms for create, run and exec,
+instead of a second interpreter start (docs/PERFORMANCE.md).
 Without a compiler ``bin/pyrunc`` is the script itself, and selfexe.py seals a
 copy at the first `create`, `run` or `exec` call.
 """
