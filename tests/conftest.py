@@ -26,6 +26,10 @@ SHARED = Path(os.environ.get("PYRUNC_SHARED") or REPO.parent / "shared")
 # runc 1.5.1, the second oracle (issue 22): what current Docker/containerd/Kubernetes ship.
 RUNC15 = SHARED / "oracle" / "bin" / "runc-1.5.1"
 PYRUNC = str(REPO / ".venv" / "bin" / "pyrunc")
+# The Python script the `pyrunc` command runs (for `python -X importtime`): the C launcher, an
+# ELF where gcc built it, execs this script; without it the command is the script itself.
+_LAUNCHER_SCRIPT = REPO / ".venv" / "bin" / "pyrunc-launcher.py"
+PYRUNC_SCRIPT = str(_LAUNCHER_SCRIPT) if _LAUNCHER_SCRIPT.exists() else PYRUNC
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 

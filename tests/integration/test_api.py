@@ -21,14 +21,11 @@ import traceback
 import pytest
 
 from pyrunc.process.init import STEPS
-from tests.conftest import PYRUNC, REPO, mounts_snapshot, run_to_files
+from tests.conftest import PYRUNC_SCRIPT, REPO, mounts_snapshot, run_to_files
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 PYTHON = str(REPO / ".venv" / "bin" / "python")
-# The Python the `pyrunc` command runs: the C launcher (an ELF) execs this script, where it is built.
-_SCRIPT = REPO / ".venv" / "bin" / "pyrunc-launcher.py"
-LAUNCHER_SCRIPT = str(_SCRIPT) if _SCRIPT.exists() else PYRUNC
 
 
 def in_child(fn, *args, timeout: float = 240) -> None:
@@ -567,7 +564,7 @@ def test_hot_path_commands_import_no_api(pyrunc, bundle):
     def imported(*args: str) -> set[str]:
         # stderr into a file: a detached container keeps what it inherited open (a pipe would
         # not reach EOF before the container exits)
-        p = run_to_files([PYTHON, "-IS", "-X", "importtime", LAUNCHER_SCRIPT, "--root", str(pyrunc.root), *args],
+        p = run_to_files([PYTHON, "-IS", "-X", "importtime", PYRUNC_SCRIPT, "--root", str(pyrunc.root), *args],
                          cwd=str(bundle.path), timeout=60)
         assert p.returncode == 0, p.stderr
         return {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if "|" in line}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_to_files
+from tests.conftest import PYRUNC_SCRIPT, REPO, run_to_files
 
 RUNNER = REPO / "tests" / "vm" / "run-in-vm"
 BOOT_FAILURE = 125
@@ -88,7 +88,7 @@ def test_default_path_imports_no_dbus(pyrunc, bundle) -> None:
     bundle.config["process"]["args"] = ["true"]
     bundle.write()
     python = REPO / ".venv" / "bin" / "python"
-    p = run_to_files([str(python), "-IS", "-X", "importtime", pyrunc.binary, "--root", str(pyrunc.root),
+    p = run_to_files([str(python), "-IS", "-X", "importtime", PYRUNC_SCRIPT, "--root", str(pyrunc.root),
                       "create", "imp1"], timeout=60, cwd=str(bundle.path))
     pyrunc.ids.add("imp1")
     assert p.returncode == 0, p.stderr
