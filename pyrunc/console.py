@@ -68,13 +68,9 @@ def make_controlling(slave: int) -> None:
 
 def connect_console_socket(path: str):
     """Connected from the host side before anything is forked (the path is a host path)."""
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise PyruncError(f"connect to console socket {path}: {e.strerror}", errno=e.errno or 0) from None
-    return sock
+    from .linux import unixsock
+
+    return unixsock.connect(path, "console socket")
 
 
 def send_master(sock, master: int, name: str) -> None:

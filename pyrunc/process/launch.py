@@ -43,15 +43,9 @@ def connect_pidfd_socket(path: str | None):
     sends its pidfd over it itself (stages.send_pidfd), as runc 1.2+ does."""
     if not path:
         return None
-    import _socket
+    from ..linux import unixsock
 
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise PyruncError(f"connect to pidfd socket {path}: {e.strerror}", errno=e.errno or 0) from None
-    return sock
+    return unixsock.connect(path, "pidfd socket")
 
 
 def compile_seccomp(config: dict, cid: str):

@@ -400,16 +400,9 @@ def notify_payload(state: dict, *, pid: int, metadata: str | None = None,
 
 def connect_listener(listener_path: str):
     """Connect to listenerPath (AF_UNIX, SOCK_STREAM); do it on the host side, before pivot_root."""
-    import socket  # only notify filters need it: the hot path never pays for it
+    from ..linux import unixsock
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(listener_path)
-    except OSError as e:
-        sock.close()
-        raise PyruncError(f"connect to seccomp listenerPath {listener_path}: {e.strerror}",
-                          step=STEP) from None
-    return sock
+    return unixsock.connect(listener_path, "seccomp listenerPath", step=STEP)
 
 
 def send_listener(listener, fd: int, state: dict, metadata: str | None = None,
