@@ -15,8 +15,9 @@ The script goes to ``bin/pyrunc-launcher.py``. With a C compiler, ``bin/pyrunc``
 is ``launcher.c`` built for this venv: it starts the interpreter on that script
 the way its ``#!`` line would, but through a read-only overlay of the
 interpreter, so no container can write the runtime's executable (selfexe.py
-says why) at the price of ~0.7 ms (its own exec) plus ~1 ms for create, run and exec,
-instead of a second interpreter start (docs/PERFORMANCE.md).
+says why) at the price of ~0.1 ms (its own exec, with no C library to start) plus ~0.1 ms
+for the overlay on create, run and exec, instead of a second interpreter start
+(docs/PERFORMANCE.md).
 Without a compiler ``bin/pyrunc`` is the script itself, and selfexe.py seals a
 copy at the first `create`, `run` or `exec` call.
 """
@@ -73,12 +74,21 @@ def _install_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+NOLIBC_FLAGS = ["-DPYRUNC_NOLIBC", "-nostdlib", "-static", "-ffreestanding", "-fno-stack-protector",
+                "-fno-builtin", "-fno-tree-loop-distribute-patterns", "-fno-asynchronous-unwind-tables",
+                "-s"]
+
+
 def c_string(value: str) -> str:
     """A C string literal for a -D definition (no shell is involved)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def build(path: str, venv_python: str, script: str, cc: str | None = None) -> str | None:
+LIBC_VARIANTS = (["-static", "-s"], ["-s"])
+
+
+def build(path: str, venv_python: str, script: str, cc: str | None = None,
+          variants: tuple[list[str], ...] = (NOLIBC_FLAGS, *LIBC_VARIANTS)) -> str | None:
     """Compile launcher.c into ``path`` for this venv; the reason when it cannot be done."""
     from .selfexe import SECOND_LAYER, escape_layer
 
@@ -92,8 +102,10 @@ def build(path: str, venv_python: str, script: str, cc: str | None = None) -> st
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.c")
     tmp = path + ".tmp"
     base = [cc, "-O2", "-Wall", "-Werror", "-o", tmp, source] + [f"-D{k}={c_string(v)}" for k, v in defs.items()]
-    # Static when libc.a is there: the dynamic loader would add ~0.3 ms to every call.
-    for extra in (["-static", "-s"], ["-s"]):
+    # Without a C library first (x86-64, arm64): glibc's start-up, static or dynamic, costs
+    # ~0.6 ms a call on these VMs, the launcher's own code ~0.06 ms (launcher.c says why). Then
+    # static against libc, then dynamic.
+    for extra in variants:
         p = subprocess.run(base + extra, capture_output=True, text=True)
         if p.returncode == 0:
             os.replace(tmp, path)
