@@ -62,7 +62,9 @@ def document() -> dict:
                         "operators": sorted(seccomp.OPERATORS), "archs": sorted(seccomp.ARCHES),
                         "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(seccomp.FLAGS)},
             "apparmor": {"enabled": True},  # supported; the host may still have it off
-            "selinux": {"enabled": False},
+            # process.selinuxLabel and linux.mountLabel, proven beside runc in the SELinux guest
+            # (tests/vm/test_selinux.py); like apparmor, the host may still have it off
+            "selinux": {"enabled": True},
             "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
             "memoryPolicy": {"modes": sorted(scheduling.MPOL_MODES), "flags": sorted(scheduling.MPOL_FLAGS)},
             "mountExtensions": {"idmap": {"enabled": True}},

@@ -201,6 +201,27 @@ def open(path: str, flags: int) -> int:  # noqa: A001 - the module's own open, l
     return _checked(fd, "/proc/" + path)
 
 
+def open_once(path: str, flags: int) -> int:
+    """Like ``open``, but below the host's /proc opened and checked for this call alone.
+
+    For stage 1 and `exec`'s joiner before they leave the caller's mount tree: they keep no
+    handle, because the fd sweeps and ``prepare`` of the processes they fork would otherwise
+    meet a handle number that another file may have taken by then.
+    """
+    root = open_host()
+    try:
+        head, sep, rest = path.partition("/")
+        if head in ("self", "thread-self"):
+            path = os.readlink(head, dir_fd=root) + sep + rest
+        try:
+            fd = m.openat2(root, path, flags if flags & os.O_PATH else flags | os.O_NOCTTY, 0, RESOLVE)
+        except OSError as e:
+            raise OSError(e.errno, os.strerror(e.errno or 0), "/proc/" + path) from None
+    finally:
+        os.close(root)
+    return _checked(fd, "/proc/" + path)
+
+
 def write(path: str, data: bytes) -> None:
     """One write(2) of ``data`` to a procfs file (they take a value per write)."""
     fd = open(path, os.O_WRONLY)

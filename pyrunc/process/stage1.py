@@ -142,7 +142,11 @@ def set_time_offsets(ctx: InitContext) -> None:
     try:
         from ..linux import procfs  # the host's /proc: we have not left the host's mount tree
 
-        procfs.write("self/timens_offsets", "".join(lines).encode())
+        fd = procfs.open_once("self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, "".join(lines).encode())
+        finally:
+            os.close(fd)
     except OSError as e:
         raise PyruncError(f"write timens_offsets: {e.strerror}", step="set time offsets",
                           errno=e.errno or 0) from None

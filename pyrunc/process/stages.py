@@ -96,14 +96,17 @@ def set_oom_score_adj(ctx: InitContext) -> None:
     Not from inside: in a user namespace, created or joined, the init is the namespace's root,
     and a non-dumpable process's /proc files belong to the host's root, whom it is not (EACCES,
     even to open the file for a value that would not change). Here we are still the caller, on
-    the host's /proc. Lowering it needs CAP_SYS_RESOURCE, which a rootless caller (and root on
+    the host's /proc, opened through procfs like every other procfs write (a value checked
+    to be procfs, no path component followed). Lowering it needs CAP_SYS_RESOURCE, which a rootless caller (and root on
     some hosts) lacks: an unchanged value is not written at all."""
     adj = ctx.process.get("oomScoreAdj")
     if adj is None:
         return
     held = adj
+    from ..linux import procfs
+
     try:
-        fd = os.open("/proc/self/oom_score_adj", os.O_RDWR | os.O_CLOEXEC)
+        fd = procfs.open_once("self/oom_score_adj", os.O_RDWR | os.O_CLOEXEC)
         try:
             held = int(os.read(fd, 32) or 0)
             if held != adj:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import RUNC15, SHARED
 
 
 @pytest.fixture
@@ -94,6 +95,19 @@ def test_hooks_and_versions(features):
     assert features["ociVersionMin"] == "1.0.0" and features["ociVersionMax"] == "1.3.0"
     for flag in ("seccomp", "apparmor", "selinux", "intelRdt", "netDevices"):
         assert isinstance(features["linux"][flag]["enabled"], bool)
+
+
+def test_lsm_support_is_announced_as_runc_15_does(features):
+    """Both label kinds are supported (AppArmor: tests/integration/test_process_attrs.py and the
+    v2 guest; SELinux: tests/vm/test_selinux.py), so both say enabled, as runc 1.5.1 does
+    wherever it runs; whether the host has the LSM on is the caller's to probe."""
+    assert features["linux"]["apparmor"] == {"enabled": True}
+    assert features["linux"]["selinux"] == {"enabled": True}
+    if RUNC15.exists():
+        theirs = json.loads(subprocess.run([str(RUNC15), "features"], capture_output=True, text=True,
+                                           check=True, timeout=30).stdout)
+        for lsm in ("apparmor", "selinux"):
+            assert features["linux"][lsm] == theirs["linux"][lsm], lsm
 
 
 def test_checkpoint_support_is_announced_as_runc_does(features, pyrunc):

@@ -160,9 +160,17 @@ mode, value = sys.argv[2], sys.argv[3]
 m.unshare(0x00020000 | 0x04000000)  # CLONE_NEWNS | CLONE_NEWUTS
 m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
 m.mount("tmpfs", sys.argv[4], "tmpfs", 0, "size=64k")
-for name in ("domainname", "exec"):
+for name in ("domainname", "exec", "oom"):
     with open(os.path.join(sys.argv[4], name), "w") as f:
         f.write("canary\n")
+m.mount(os.path.join(sys.argv[4], "oom"), f"/proc/{os.getpid()}/oom_score_adj", None, m.MS_BIND)
+early = []
+try:  # stage 1's way: the host's /proc for one open, no handle kept
+    os.close(procfs.open_once("self/oom_score_adj", os.O_RDWR))
+    early.append("oom-opened")
+except OSError as e:
+    early.append("oom-" + errno.errorcode[e.errno])
+early.append("no-handle" if procfs.kind() is None else "handle-kept")
 m.mount(os.path.join(sys.argv[4], "domainname"), "/proc/sys/kernel/domainname", None, m.MS_BIND)
 tid = os.readlink("/proc/thread-self")
 m.mount(os.path.join(sys.argv[4], "exec"), f"/proc/{tid}/attr/exec", None, m.MS_BIND)
@@ -171,7 +179,7 @@ if mode == "host":
         raise OSError(errno.EPERM, "no private procfs in this test")
     procfs.open_private = refuse
 kind = procfs.prepare(sysctl=True)
-out = [kind]
+out = [kind] + early
 try:
     procfs.write_sysctl("kernel.domainname", value)
     out.append("sysctl-written")
@@ -183,7 +191,7 @@ try:
     os.close(fd)
 except OSError as e:
     out.append("attr-" + errno.errorcode[e.errno])
-for name in ("domainname", "exec"):
+for name in ("domainname", "exec", "oom"):
     with open(os.path.join(sys.argv[4], name)) as f:
         out.append(name + "=" + f.read().strip())
 if kind != "host":
@@ -197,7 +205,8 @@ print(" ".join(out))
 @pytest.mark.cve("CVE-2019-16884")
 @pytest.mark.parametrize("mode", ["private", "host"])
 def test_procfs_writer_cannot_be_redirected_by_a_bind(tmp_path, mode):
-    """The writer on its own, with a tmpfs file bound over the sysctl and the exec attribute."""
+    """The writer on its own, with a tmpfs file bound over the sysctl, the exec attribute and
+    oom_score_adj (the last opened as stage 1 does, through a one-call host handle)."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     (tmp_path / "t").mkdir()
@@ -205,7 +214,8 @@ def test_procfs_writer_cannot_be_redirected_by_a_bind(tmp_path, mode):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     out = p.stdout.split()
-    assert "domainname=canary" in out and "exec=canary" in out, out
+    assert "domainname=canary" in out and "exec=canary" in out and "oom=canary" in out, out
+    assert "oom-EXDEV" in out and "no-handle" in out, out
     if mode == "private":
         assert out[0] == "private-pid" and "sysctl-written" in out and f"kernel={VALUE}" in out, out
         assert "attr-opened-on-procfs" in out, out
