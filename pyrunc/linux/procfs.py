@@ -141,6 +141,14 @@ def close() -> None:
     _handle, _kind, _sysctl, _self_cache = None, None, None, None
 
 
+def forget() -> None:
+    """After a sweep closed every fd we did not name (stages.close_foreign_fds): drop the
+    handle's numbers without closing them, since another file may hold them by the time the
+    next ``prepare`` or ``close`` would have closed them."""
+    global _handle, _kind, _sysctl, _released, _self_cache
+    _handle, _kind, _sysctl, _released, _self_cache = None, None, None, False, None
+
+
 def release() -> None:
     """Before a wait the container can watch: drop the sysctl directory and a host-/proc
     handle; a private subset=pid instance of our own pid namespace stays (module doc)."""

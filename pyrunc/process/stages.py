@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _signal as signal  # the C module: no enum import on the hot path
 import os
+import sys
 import time
 
 from .. import linux, namespaces
@@ -204,6 +205,9 @@ def close_foreign_fds(ctx: InitContext) -> None:
         if fd > low:
             linux.close_range(low, fd - 1)
         low = max(low, fd + 1)
+    procfs = sys.modules.get("pyrunc.linux.procfs")  # not imported for it: only if in use
+    if procfs is not None:
+        procfs.forget()  # a handle the caller opened is among the closed fds
 
 
 def detach_stdio() -> None:
