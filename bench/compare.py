@@ -80,6 +80,8 @@ class Bench:
         self.oracle = Runtime("runc", shlex.split(args.oracle), os.path.join(tmp, "root-runc"))
         self.subject.name = os.path.basename(self.subject.argv[0])
         self.oracle.name = os.path.basename(self.oracle.argv[0])
+        if self.oracle.name == self.subject.name:  # two pyrunc checkouts, before and after
+            self.oracle.name += " (oracle)"  # every per-runtime dict below is keyed by name
         self.pair = (self.subject, self.oracle)
         rootfs = os.path.join(tmp, "rootfs")
         bundles.make_rootfs(rootfs)
