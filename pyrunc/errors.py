@@ -115,6 +115,22 @@ def from_os_error(e: OSError, what: str, *, step: str | None = None, cls: type |
 Error = PyruncError  # the name a program catches everything by: ``except pyrunc.Error``
 
 
+def release_frames(error: BaseException) -> None:
+    """Clear the locals of the finished frames an exception's traceback holds.
+
+    A KeyboardInterrupt kept to be raised after a cleanup is retried (the Python API's
+    teardown, creation's unwind) keeps those frames alive, and with them what they held: a
+    state directory's lock, say, which the retry would then wait for forever. The frames are
+    only read for the traceback's text, which does not need their locals."""
+    tb = error.__traceback__
+    while tb is not None:
+        try:
+            tb.tb_frame.clear()
+        except RuntimeError:  # a frame still running (the caller's own)
+            pass
+        tb = tb.tb_next
+
+
 class UsageError(PyruncError):
     """Bad command line (unknown flag, wrong number of arguments)."""
 

@@ -37,6 +37,26 @@ def in_initial_userns() -> bool:
     return tuple(lines[0].split()) == _INITIAL_UID_MAP and not any(lines[1:])
 
 
+def outer_uid() -> int:
+    """Our effective uid as the parent user namespace sees it (the uid_map line that maps it);
+    in the initial namespace, or with /proc unreadable, the uid itself. For root of a user
+    namespace that maps the user (rootless podman), that is the user: whose ``/run/user/UID``
+    and ``systemd --user`` to use."""
+    euid = os.geteuid()
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return euid
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 3:
+            inside, outside, count = (int(x) for x in fields)
+            if inside <= euid < inside + count:
+                return outside + euid - inside
+    return euid
+
+
 def detect(mode: str = "auto") -> bool:
     """True when pyrunc runs rootless, by ``--rootless auto|true|false``."""
     if mode not in MODES:

@@ -133,6 +133,7 @@ class StateDir:
         self.path = os.path.join(root, cid)
         self.lock_fd: int | None = None
         self.lock_pid = 0
+        self.lock_key: tuple[int, int] | None = None  # (st_dev, st_ino) of the locked directory
         # True from just before our mkdir of the directory until we removed it again: whoever
         # is interrupted (a KeyboardInterrupt in the Python API) in between knows it may have
         # left the directory, and only then removes it by id (it may be someone else's).
@@ -175,6 +176,8 @@ class StateDir:
         except FileNotFoundError:
             raise NotFound(self.id) from None
         self.unlock()
+        st = os.fstat(fd)
+        self.lock_key = (st.st_dev, st.st_ino)
         self.lock_pid = os.getpid()
         self.lock_fd = fd
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -183,9 +186,23 @@ class StateDir:
             raise NotFound(self.id)
 
     def unlock(self) -> None:
-        fd, self.lock_fd = self.lock_fd, None
-        if fd is not None:
+        """Release the lock; safe to call again after a KeyboardInterrupt anywhere in it.
+
+        The fd is forgotten only after it is closed: forgotten first, an interrupt before the
+        close would leave the lock held by an fd nobody knows, and this process's next lock of
+        the container (the Python API's teardown deletes it) would wait for itself forever.
+        A number that no longer names our directory (closed by an interrupted call, maybe
+        reused since) is forgotten without being closed."""
+        fd = self.lock_fd
+        if fd is None:
+            return
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == self.lock_key:
             os.close(fd)
+        self.lock_fd = None
 
     def __del__(self) -> None:
         """A StateDir dropped while locked (an exception between ``load`` and the ``with`` that

@@ -18,7 +18,7 @@ import os
 from .. import proc
 from ..container import Container as Lifecycle
 from ..container import delete_by_id
-from ..errors import RUN, ProcessFailed, PyruncError, TimeoutExpired
+from ..errors import RUN, ProcessFailed, PyruncError, TimeoutExpired, release_frames
 from ..foreground import Pipes, wait_child
 from ..options import CreateOptions
 from ._prepare import (
@@ -208,6 +208,7 @@ def shielded(fn, *args) -> None:
             fn(*args)
             break
         except KeyboardInterrupt as e:
+            release_frames(e)  # what the interrupted call held (a lock) must not outlive it
             interrupted = e
     if interrupted is not None:
         try:

@@ -26,15 +26,18 @@ before the call, so a signal that overtakes the method's reply is kept.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import deque
 
 from jeepney import DBusAddress, HeaderFields, MatchRule, MessageType, new_method_call
+from jeepney.bus import get_bus
 from jeepney.bus_messages import message_bus
 from jeepney.io.blocking import DBusConnection, DBusConnectionBase, open_dbus_connection, prep_socket
 from jeepney.io.common import MessageFilters
 
 from pyrunc.errors import CgroupError
+from pyrunc.rootless import in_initial_userns, outer_uid
 
 SYSTEMD = DBusAddress("/org/freedesktop/systemd1", bus_name="org.freedesktop.systemd1",
                       interface="org.freedesktop.systemd1.Manager")
@@ -70,11 +73,58 @@ WAKE_INTERVAL = 0.2
 
 def user_bus_address() -> tuple[str, str, str]:
     """Where the caller's own systemd is: ``$DBUS_SESSION_BUS_ADDRESS``, else the user bus
-    socket in ``$XDG_RUNTIME_DIR`` (``/run/user/UID``), as runc looks; and that manager's
+    socket in ``$XDG_RUNTIME_DIR`` (``/run/user/UID``, UID the user's even as root of a user
+    namespace that maps it), as runc looks; and that manager's
     private socket for when no session bus daemon runs. (address, name for errors, socket)"""
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{outer_uid()}"
     address = os.environ.get("DBUS_SESSION_BUS_ADDRESS") or f"unix:path={runtime_dir}/bus"
     return address, f"session bus {address}", f"{runtime_dir}/systemd/private"
+
+
+def sasl_socket(address: str, timeout: float) -> socket.socket:
+    """A socket connected to ``address`` and logged in with EXTERNAL naming no uid.
+
+    jeepney's login says ``AUTH EXTERNAL <our uid>``, and the server compares that with the uid
+    the kernel reports for the socket's peer, translated into the server's user namespace. Root
+    of a user namespace that maps the user (as rootless podman runs the runtime) says 0 where
+    systemd sees the user's uid, and is refused. Without a uid, the server takes the one the
+    kernel reports: the D-Bus specification's empty authorization identity, which dbus-daemon
+    and systemd accept (sd-bus logs in so itself).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    deadline = time.monotonic() + timeout
+    buffer = b""
+
+    def line() -> bytes:
+        nonlocal buffer
+        while b"\r\n" not in buffer:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = sock.recv(1024)
+            if not chunk:
+                raise ConnectionError("the bus closed the connection during the login")
+            buffer += chunk
+        out, _, buffer = buffer.partition(b"\r\n")
+        return out
+
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address)
+        sock.sendall(b"\0AUTH EXTERNAL\r\n")
+        reply = line()
+        if reply.startswith(b"DATA"):  # the server asks for the identity: none
+            sock.sendall(b"DATA\r\n")
+            reply = line()
+        if not reply.startswith(b"OK "):
+            raise ConnectionRefusedError(f"EXTERNAL login refused: {reply.decode('ascii', 'replace')}")
+        sock.sendall(b"BEGIN\r\n")
+        sock.settimeout(None)
+    except TimeoutError:
+        sock.close()
+        raise TimeoutError(f"the bus did not log us in within {timeout:.0f} s") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _wake_peer(conn: _PeerConnection, step: str, container: str | None, where: str = PRIVATE_SOCKET) -> None:
@@ -129,8 +179,14 @@ class Systemd:
             bus, what, private = user_bus_address()
         else:
             bus, what, private = "SYSTEM", "system bus", PRIVATE_SOCKET if os.geteuid() == 0 else None
+        # Root of a user namespace (rootless podman's runtime): our uid is not the one systemd
+        # sees on the socket, so the EXTERNAL login must not name it (sasl_socket).
+        own_uid = in_initial_userns()
         try:
-            conn = open_dbus_connection(bus=bus, auth_timeout=5.0)
+            if own_uid:
+                conn = open_dbus_connection(bus=bus, auth_timeout=5.0)
+            else:
+                conn = DBusConnection(sasl_socket(get_bus(bus), timeout=5.0))
         except Exception as e:  # OSError, auth failures, a bad address: all mean "not this way"
             errors.append(f"{what}: {e}")
         else:
@@ -144,7 +200,8 @@ class Systemd:
                 errors.append(f"{what}: {e}")
         if private:
             try:
-                conn = _PeerConnection(prep_socket(private, timeout=5.0))
+                conn = _PeerConnection(prep_socket(private, timeout=5.0) if own_uid
+                                       else sasl_socket(private, timeout=5.0))
             except Exception as e:
                 errors.append(f"{private}: {e}")
             else:

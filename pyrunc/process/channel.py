@@ -43,6 +43,10 @@ import struct
 from ..errors import SYNC, ChildError
 
 MAX_MESSAGE = 64 * 1024
+# Up to four fds, and the sender's credentials where the receiver asked for them (SO_PASSCRED,
+# the Python API's creations: Creation.forking): without room for both, the kernel would cut
+# the fds off.
+ANCILLARY = _socket.CMSG_SPACE(4 * 4) + _socket.CMSG_SPACE(3 * 4)
 
 USERNS = "userns"
 USERNS_DONE = "userns_done"
@@ -104,11 +108,11 @@ class Channel:
         self.sock.settimeout(timeout)
         try:
             try:
-                data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * 4))
+                data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, ANCILLARY)
             except ConnectionResetError:
                 # The peer exited with a message of ours unread. The kernel says so once, ahead
                 # of what the peer sent before it went (its error report): read on.
-                data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * 4))
+                data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, ANCILLARY)
             fds = received_fds(ancdata)
         except TimeoutError:
             raise ChildError("timed out waiting for the container init", step=SYNC) from None
@@ -138,6 +142,26 @@ class Channel:
 
     def close(self) -> None:
         self.sock.close()
+
+    def senders(self) -> list[int]:
+        """Drain what is waiting, without blocking: the pids that sent it (SO_PASSCRED must have
+        been on when they sent). For an unwind that never learnt a stage's pid; fds that came
+        along are closed."""
+        pids: list[int] = []
+        self.sock.setblocking(False)
+        while True:
+            try:
+                data, ancdata, _, _ = self.sock.recvmsg(MAX_MESSAGE, ANCILLARY)
+            except (BlockingIOError, InterruptedError, ConnectionResetError):
+                break
+            for fd in received_fds(ancdata):
+                os.close(fd)
+            for level, kind, cred in ancdata:
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_CREDENTIALS and len(cred) >= 12:
+                    pids.append(struct.unpack("3i", cred[:12])[0])
+            if not data:
+                break
+        return pids
 
 
 def received_fds(ancdata: list) -> list[int]:

@@ -23,7 +23,7 @@ from ..security import capabilities
 from ..spec import load_config
 from ..state import Record, StateDir, oci_state
 from ..userns import check_joined_mappings, idmap_fds, write_mappings
-from . import channel, execfifo, faults
+from . import channel, execfifo, faults, launch
 from .channel import Channel
 from .creation import Creation, check_supported, resolve_rootfs
 from .launch import (
@@ -164,7 +164,7 @@ def start_stage1(c: Creation, ctx: InitContext, mgr, *, subreaper: bool) -> tupl
     parent_chan, ctx.chan = Channel.pair()
     c.always(parent_chan.close)  # also when interrupted before the caller registers it
     c.always(ctx.chan.close)
-    c.forking(ctx.chan)
+    c.forking(ctx.chan, None if launch.RAW_CLONE else parent_chan)  # RAW_CLONE off: the Python API
     faults.arm(ctx)
     birth, cgroup2_fd = plan_cgroup_birth(mgr, ctx)
     try:

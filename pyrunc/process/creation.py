@@ -18,7 +18,15 @@ import os
 import time
 
 from .. import log, proc
-from ..errors import CREATE_CGROUP, RESERVE_STATE, SAVE_STATE, VALIDATE, PyruncError, from_os_error
+from ..errors import (
+    CREATE_CGROUP,
+    RESERVE_STATE,
+    SAVE_STATE,
+    VALIDATE,
+    PyruncError,
+    from_os_error,
+    release_frames,
+)
 from ..log import rfc3339
 from ..state import Record, StateDir, oci_state, write_pid_file
 from .launch import check_terminal, kill_started
@@ -40,6 +48,7 @@ class Creation:
         self.stage_pid = 0  # a forked stage of ours, still to be reaped
         self.stage_known = True  # False from ``forking`` until ``started``
         self.stage_inode = 0  # the inode of the stage's end of the channel (``forking``)
+        self.parent_end = None  # our end, naming its senders (``forking``, the Python API)
         self.init_pid = 0  # the container's init once its pid is known
         self.step = VALIDATE  # the step running now (``at``)
         self._undo: list = []
@@ -94,6 +103,7 @@ class Creation:
             except OSError:
                 pass
             except KeyboardInterrupt as e:
+                release_frames(e)
                 interrupted = e
         return interrupted
 
@@ -120,6 +130,7 @@ class Creation:
                     log.get().warning(f"container {self.cid}: cleanup: {cause}")
                     break
                 except KeyboardInterrupt as e:
+                    release_frames(e)  # the retried undo must not wait for what the first held
                     interrupted = e
         self._undo = []
         return interrupted
@@ -146,12 +157,22 @@ class Creation:
         mgr.create()
         return mgr
 
-    def forking(self, stage_end) -> None:
+    def forking(self, stage_end, parent_end=None) -> None:
         """A stage that takes ``stage_end`` (its end of the channel) is about to be forked. Should
         the creation be interrupted before ``started`` learns the stage's pid (a KeyboardInterrupt
         in a program using the Python API, raised between the fork's return and the assignment),
         the stage, and an init it forked, are found by that socket, killed and reaped: nothing
-        else we could know them by exists yet. One fstat here; the search only on that path."""
+        else we could know them by exists yet. One fstat here; the search only on that path.
+
+        A stage that finished on its own first (stage 1 reports and exits within milliseconds)
+        holds no socket any more: with ``parent_end`` (the Python API, whose caller lives on
+        and would keep the zombie) every message on our end carries its sender's pid, so its
+        report names it. The command line does without: its zombies go when it exits."""
+        if parent_end is not None:
+            import _socket  # the C module, as channel.py uses
+
+            parent_end.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
+        self.parent_end = parent_end
         self.stage_known = False
         self.stage_inode = os.fstat(stage_end.fileno()).st_ino
         self.undo(self._kill_lost_stage)
@@ -159,12 +180,21 @@ class Creation:
     def started(self, stage_pid: int) -> None:
         """A stage was forked: on failure it (and the init, once known) is killed."""
         self.stage_pid = stage_pid
-        self.stage_known = True
+        # Listed before the stage counts as known: an interrupt between the two must leave one
+        # of _kill_processes and _kill_lost_stage to find it (both running is harmless).
         self.undo(self._kill_processes)
+        self.stage_known = True
 
     def _kill_lost_stage(self) -> None:
-        if not self.stage_known:
-            kill_holders(self.stage_inode)
+        if self.stage_known:
+            return
+        if self.stage_pid:  # learnt, but interrupted before _kill_processes was listed
+            self._kill_processes()
+            return
+        kill_holders(self.stage_inode)
+        if self.parent_end is not None:
+            for pid in set(self.parent_end.senders()) - {os.getpid()}:
+                reap_if_ours(pid)
 
     def new_record(self, rootfs: str, *, systemd_cgroup: bool, rootfs_mount: int | None = None) -> Record:
         """The record saved before any process runs (``creating``): if we die from here on,

@@ -4,7 +4,9 @@ in the `--systemd` guest, pyrunc beside runc 1.5.1 on the same bundle.
 A lingering user's ``systemd --user`` (user@UID.service, delegated cpu/memory/pids) starts the
 container's scope; both runtimes must put it at the same place (the manager's ``user.slice``),
 give it the same limits and annotation properties, update, exec, pause, report stats, and
-remove it on delete, also without ``DBUS_SESSION_BUS_ADDRESS`` set. About 5 minutes (a systemd
+remove it on delete, also without ``DBUS_SESSION_BUS_ADDRESS`` set, and also as root of a user
+namespace that maps the user (``unshare -r``: how rootless podman runs the runtime, so the
+D-Bus login must not name uid 0). About 5 minutes (a systemd
 boot under TCG). Skipped with the reason when the guest cannot boot, PYRUNC_SKIP_VM=1, or the
 runc 1.5.1 oracle (../shared) is absent.
 """
@@ -53,3 +55,14 @@ def test_rootless_systemd_cgroup_through_the_users_systemd() -> None:
     assert ours["nobus"].startswith("1 1 ") and "cannot reach your user's systemd" in ours["nobus"], ours
     assert theirs["nobus"].startswith("1 "), theirs
     assert ours["nobus left"] == "" and theirs["nobus left"] == "", (ours, theirs)
+    # Root in a user namespace mapping the user (rootless podman's way of calling the runtime):
+    # the user's systemd is reached all the same (sdbus.sasl_socket), the unit is runc's.
+    assert ours["userns id"] == "0", ours
+    assert ours["userns run"] == "0" and ours["userns exec"] == "0", ours
+    assert re.search(r"/user@\d+\.service/user\.slice/runc-sd4\.scope$", ours["userns unit cgroup"]), ours
+    assert ours["userns memory"] == "67108864", ours
+    assert ours["userns delete"] == "0" and ours["userns unit after"] == "not-found", ours
+    assert ours["userns noenv"] == "0", ours  # /run/user/<the user's uid> found without any env
+    if theirs["userns run"].startswith("0"):
+        for key in ("userns unit cgroup", "userns memory", "userns exec", "userns delete", "userns unit after"):
+            assert ours[key] == theirs[key], (key, ours[key], theirs[key])

@@ -36,6 +36,15 @@ c["process"]["args"] = ["sleep", "1000"]
 c["linux"]["resources"] = {"memory": {"limit": 67108864}, "pids": {"limit": 77}}
 c["annotations"] = {"org.systemd.property.CollectMode": "'inactive-or-failed'"}
 json.dump(c, open("config.json", "w"))
+# As rootless podman runs a container: the runtime is root in a user namespace the caller made,
+# and the config asks for no user namespace of its own.
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+for k in ("uidMappings", "gidMappings"):
+    c["linux"].pop(k, None)
+c["root"]["path"] = "$b/rootfs"
+import os
+os.makedirs("$home/inns", exist_ok=True)
+json.dump(c, open("$home/inns/config.json", "w"))
 PY
 show() { systemctl --user show "\$1" -p "\$2" --value; }
 for rt in pyrunc:$repo/.venv/bin/pyrunc runc-1.5.1:$runc151; do
@@ -66,6 +75,18 @@ for rt in pyrunc:$repo/.venv/bin/pyrunc runc-1.5.1:$runc151; do
   XDG_RUNTIME_DIR=\$HOME/norun env -u DBUS_SESSION_BUS_ADDRESS \$P \$R --systemd-cgroup run -d sd3 </dev/null >/dev/null 2>\$HOME/err.txt
   echo "check \$n nobus: \$? \$(grep -vc level=warning \$HOME/err.txt) \$(tr '\n' ' ' <\$HOME/err.txt)"
   echo "check \$n nobus left: \$(\$P \$R list -q | tr '\n' ' ')"
+  # Root in a user namespace (unshare -r, as rootless podman calls the runtime): systemd sees
+  # the user's uid on the socket, not 0.
+  unshare --user --map-root-user sh -c "\$P \$R --systemd-cgroup run -d --bundle $home/inns sd4 </dev/null >/dev/null 2>\$HOME/err.txt; echo \"check \$n userns run: \\\$? \\\$(tr '\n' ' ' <\$HOME/err.txt)\"
+    echo \"check \$n userns id: \\\$(id -u)\"
+    \$P \$R --systemd-cgroup exec sd4 cat /proc/self/cgroup >/dev/null 2>&1; echo \"check \$n userns exec: \\\$?\""
+  echo "check \$n userns unit cgroup: \$(show runc-sd4.scope ControlGroup)"
+  echo "check \$n userns memory: \$(show runc-sd4.scope MemoryMax)"
+  unshare --user --map-root-user sh -c "\$P \$R --systemd-cgroup delete --force sd4 2>&1; echo \"check \$n userns delete: \\\$?\""
+  echo "check \$n userns unit after: \$(show runc-sd4.scope LoadState)"
+  # The same with neither XDG_RUNTIME_DIR nor a bus address set: /run/user/<the user's uid>.
+  unshare --user --map-root-user env -u XDG_RUNTIME_DIR -u DBUS_SESSION_BUS_ADDRESS sh -c "\$P \$R --systemd-cgroup run -d --bundle $home/inns sd5 </dev/null >/dev/null 2>\$HOME/err.txt; echo \"check \$n userns noenv: \\\$? \\\$(tr '\n' ' ' <\$HOME/err.txt)\"
+    \$P \$R --systemd-cgroup delete --force sd5 2>/dev/null"
 done
 EOF
 chown "$name:" "$home/inside.sh"
