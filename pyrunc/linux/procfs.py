@@ -200,13 +200,19 @@ def _checked(fd: int, what: str) -> int:
     return fd
 
 
+def _open_below(root: int, rel: str, flags: int, shown: str) -> int:
+    """openat2 of ``rel`` below ``root`` with RESOLVE, the result checked to be on procfs;
+    errors name ``shown`` (the path as a reader knows it)."""
+    try:
+        fd = m.openat2(root, rel, flags if flags & os.O_PATH else flags | os.O_NOCTTY, 0, RESOLVE)
+    except OSError as e:
+        raise OSError(e.errno, os.strerror(e.errno or 0), shown) from None
+    return _checked(fd, shown)
+
+
 def open(path: str, flags: int) -> int:  # noqa: A001 - the module's own open, like os.open
     """Open ``path`` (relative to the procfs root: "self/attr/exec") below the handle."""
-    try:
-        fd = m.openat2(handle(), expand(path), flags if flags & os.O_PATH else flags | os.O_NOCTTY, 0, RESOLVE)
-    except OSError as e:
-        raise OSError(e.errno, os.strerror(e.errno or 0), "/proc/" + path) from None
-    return _checked(fd, "/proc/" + path)
+    return _open_below(handle(), expand(path), flags, "/proc/" + path)
 
 
 def open_once(path: str, flags: int) -> int:
@@ -221,13 +227,9 @@ def open_once(path: str, flags: int) -> int:
         head, sep, rest = path.partition("/")
         if head in ("self", "thread-self"):
             path = os.readlink(head, dir_fd=root) + sep + rest
-        try:
-            fd = m.openat2(root, path, flags if flags & os.O_PATH else flags | os.O_NOCTTY, 0, RESOLVE)
-        except OSError as e:
-            raise OSError(e.errno, os.strerror(e.errno or 0), "/proc/" + path) from None
+        return _open_below(root, path, flags, "/proc/" + path)
     finally:
         os.close(root)
-    return _checked(fd, "/proc/" + path)
 
 
 def write(path: str, data: bytes) -> None:
@@ -252,11 +254,7 @@ def write_sysctl(key: str, value: str) -> None:
     if _sysctl is None:
         raise _err(errno.EBADF, "no procfs sys handle was prepared for sysctls")
     rel = key.replace(".", "/")
-    try:
-        fd = m.openat2(_sysctl, rel, os.O_WRONLY | os.O_NOCTTY, 0, RESOLVE)
-    except OSError as e:
-        raise OSError(e.errno, os.strerror(e.errno or 0), "/proc/sys/" + rel) from None
-    fd = _checked(fd, "/proc/sys/" + rel)
+    fd = _open_below(_sysctl, rel, os.O_WRONLY, "/proc/sys/" + rel)
     try:
         os.write(fd, value.encode())
     finally:
